@@ -1,0 +1,10 @@
+"""jtex: neural texture synthesis in JAX.
+
+Conventions, said once: images are NHWC float32 RGB in [0, 1]; VGG params are
+plain nested dicts named as the original network (``conv1_1`` ...) with HWIO
+kernels; every function that draws random numbers takes an explicit ``key``.
+"""
+
+from jtex.errors import JtexError as JtexError
+
+__version__ = "0.1.0"

@@ -1,0 +1,166 @@
+"""VGG-16/19 as pure functions of a params dict (Simonyan & Zisserman 2014).
+
+``features(params, images, layers)`` runs the network on NHWC RGB images in
+[0, 1] and returns a dict of the named activations asked for; the pass stops
+at the deepest of them. Layer names follow the original network:
+
+* ``conv{b}_{i}``: the convolution's output before its ReLU,
+* ``relu{b}_{i}``: after the ReLU,
+* ``pool{b}``: after the 2x2, stride-2 pooling of block b.
+
+Snelgrove's integer layer indices are accepted too: his sequence counts one
+entry per conv (ReLU included) and per pool, conv1_1=0, conv1_2=1, pool1=2,
+conv2_1=3, ..., so his default [2, 7] is ``pool1`` and ``relu3_2``.
+
+Gatys et al. (2015) synthesise with *average* pooling; padding ``same`` (zero,
+as Caffe and Keras), ``valid`` (no padding: each conv trims a pixel on every
+side, Snelgrove's default), ``reflect`` or ``circular`` (wrap-around, so
+statistics see no border and syntheses tile). Pooling uses floor division of
+odd sizes, as Keras does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+PADDINGS = ("same", "valid", "reflect", "circular")
+POOLINGS = ("avg", "max")
+
+
+def _blocks(params) -> list[list[str]]:
+    """Conv names grouped by block, read from the params (VGG-16 or -19)."""
+    blocks: dict[int, list[str]] = {}
+    for name in params:
+        if name.startswith("conv"):
+            b, i = name[4:].split("_")
+            blocks.setdefault(int(b), []).append(name)
+    return [sorted(blocks[b], key=lambda n: int(n.split("_")[1])) for b in sorted(blocks)]
+
+
+def layer_sequence(params_or_arch="vgg19") -> list[str]:
+    """All layer names in forward order: conv, relu for each conv; pool per block."""
+    if isinstance(params_or_arch, str):
+        depth = {"vgg19": 4, "vgg16": 3}[params_or_arch]
+        blocks = [[f"conv{b}_{i}" for i in range(1, (2 if b < 3 else depth) + 1)] for b in range(1, 6)]
+    else:
+        blocks = _blocks(params_or_arch)
+    seq = []
+    for b, convs in enumerate(blocks, start=1):
+        for c in convs:
+            seq += [c, "relu" + c[4:]]
+        seq.append(f"pool{b}")
+    return seq
+
+
+def snelgrove_sequence(arch="vgg19") -> list[str]:
+    """Snelgrove's indexable sequence: relu-included convs and pools."""
+    return [n for n in layer_sequence(arch) if not n.startswith("conv")]
+
+
+def resolve_layers(layers: Sequence[str | int], arch="vgg19") -> tuple[str, ...]:
+    """Map names or Snelgrove indices to validated names, in the order given.
+
+    Raises:
+      ValueError naming the bad entry and the valid choices.
+    """
+    names = layer_sequence(arch)
+    snel = snelgrove_sequence(arch)
+    out = []
+    for layer in layers:
+        if isinstance(layer, int) or (isinstance(layer, str) and layer.strip().lstrip("-").isdigit()):
+            i = int(layer)
+            if not 0 <= i < len(snel):
+                raise ValueError(f"layer index {i} out of range 0..{len(snel) - 1} ({snel[0]}..{snel[-1]})")
+            out.append(snel[i])
+        elif layer in names:
+            out.append(layer)
+        else:
+            raise ValueError(f"unknown layer {layer!r}; use names like relu3_1, pool2, conv1_1 or indices 0..{len(snel) - 1}")
+    return tuple(out)
+
+
+def _pad(x, padding: str):
+    if padding in ("same", "valid"):
+        return x
+    mode = {"reflect": "reflect", "circular": "wrap"}[padding]
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=mode)
+
+
+def conv(x, kernel, bias, padding: str = "same"):
+    """3x3 conv, NHWC x HWIO, stride 1, with the named padding."""
+    x = _pad(x, padding)
+    y = jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(1, 1),
+        padding="SAME" if padding == "same" else "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    return y + bias
+
+
+def pool(x, kind: str = "avg"):
+    """2x2, stride-2 pooling (floor for odd sizes)."""
+    window, strides = (1, 2, 2, 1), (1, 2, 2, 1)
+    if kind == "max":
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "VALID")
+    return jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, "VALID") * 0.25
+
+
+def preprocess(params, images):
+    """RGB in [0, 1] -> the network's own input space (see jtex.weights)."""
+    m = params["input"]
+    return jnp.einsum("nhwc,cd->nhwd", images, m["kernel"][0, 0]) + m["bias"]
+
+
+def features(params, images, layers: Sequence[str | int], *, padding: str = "same", pooling: str = "avg") -> dict:
+    """Named activations of a VGG for a batch of images.
+
+    Args:
+      params: from :func:`jtex.weights.load` (numpy or jax arrays).
+      images: (N, H, W, 3) RGB in [0, 1].
+      layers: names (``relu3_1``, ``pool2``, ``conv1_1``) or Snelgrove indices.
+      padding: ``same`` | ``valid`` | ``reflect`` | ``circular``.
+      pooling: ``avg`` (Gatys' choice for synthesis) or ``max`` (as trained).
+
+    Returns:
+      ``{name: (N, h, w, C)}`` for each requested layer. Pure, jittable,
+      vmappable and differentiable in ``images`` and ``params``.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    names = resolve_layers(layers, "vgg19" if "conv5_4" in params else "vgg16")
+    wanted = set(names)
+    order = layer_sequence(params)
+    last = max(order.index(n) for n in names)
+    out = {}
+    x = preprocess(params, images)
+    for name in order[: last + 1]:
+        if name.startswith("conv"):
+            x = conv(x, params[name]["kernel"], params[name]["bias"], padding)
+        elif name.startswith("relu"):
+            x = jax.nn.relu(x)
+        else:
+            x = pool(x, pooling)
+        if name in wanted:
+            out[name] = x
+    return {n: out[n] for n in names}
+
+
+def output_size(h: int, w: int, layer: str, padding: str = "same") -> tuple[int, int]:
+    """Spatial size of a layer's output for an (h, w) input, in plain Python.
+
+    Used to reject too-small inputs before compiling: with ``valid`` padding a
+    map can shrink to nothing (Snelgrove's code then silently returned NaN).
+    """
+    for name in layer_sequence("vgg19"):
+        if name.startswith("conv") and padding == "valid":
+            h, w = h - 2, w - 2
+        elif name.startswith("pool"):
+            h, w = h // 2, w // 2
+        if name == layer:
+            return h, w
+    raise ValueError(f"unknown layer {layer!r}")

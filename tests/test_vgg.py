@@ -1,0 +1,104 @@
+"""jtex.vgg: structure, layer naming, and parity with PyTorch on the real weights."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import jtex.vgg as vgg
+import jtex.weights
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = HERE / "golden" / "vgg19_normalized.npz"
+ALL_LAYERS = ["relu1_1", "pool1", "relu2_1", "pool2", "relu3_1", "relu3_2", "pool3", "relu4_1", "pool4", "relu5_1"]
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b|: the parity measure of the issue."""
+    return float(np.max(np.abs(np.asarray(a) - b)) / max(np.max(np.abs(b)), 1e-12))
+
+
+def test_snelgrove_indices_map_to_names():
+    assert vgg.resolve_layers([2, 7]) == ("pool1", "relu3_2")
+    assert vgg.resolve_layers(["0", "pool4", "conv1_1"]) == ("relu1_1", "pool4", "conv1_1")
+    assert vgg.snelgrove_sequence()[:7] == ["relu1_1", "relu1_2", "pool1", "relu2_1", "relu2_2", "pool2", "relu3_1"]
+    with pytest.raises(ValueError, match="unknown layer"):
+        vgg.resolve_layers(["relu9_1"])
+    with pytest.raises(ValueError, match="out of range"):
+        vgg.resolve_layers([21])
+    # VGG-16 has no conv3_4.
+    with pytest.raises(ValueError):
+        vgg.resolve_layers(["relu3_4"], "vgg16")
+
+
+def test_shapes_and_early_stop(vgg19):
+    x = jnp.zeros((2, 40, 36, 3))
+    f = vgg.features(vgg19, x, ["relu1_1", "pool2", "conv3_1"], padding="same")
+    assert list(f) == ["relu1_1", "pool2", "conv3_1"]
+    assert f["relu1_1"].shape == (2, 40, 36, 64)
+    assert f["pool2"].shape == (2, 10, 9, 128)
+    assert f["conv3_1"].shape == (2, 10, 9, 256)
+    fv = vgg.features(vgg19, x, ["pool1"], padding="valid")
+    assert fv["pool1"].shape == (2, 18, 16, 64) and vgg.output_size(40, 36, "pool1", "valid") == (18, 16)
+    # The pass stops at the deepest layer asked: the jaxpr has exactly 2 convs.
+    jaxpr = jax.make_jaxpr(lambda x: vgg.features(vgg19, x, ["relu1_2"]))(x)
+    assert str(jaxpr).count("conv_general_dilated") == 2
+
+
+def test_jit_vmap_grad(vgg19):
+    x = jax.random.uniform(jax.random.key(0), (3, 24, 24, 3))
+    f = jax.jit(lambda x: vgg.features(vgg19, x, ["relu2_1"])["relu2_1"])
+    batched = f(x)
+    mapped = jax.vmap(lambda xi: f(xi[None])[0])(x)
+    np.testing.assert_allclose(mapped, batched, rtol=1e-5, atol=1e-4)
+    g = jax.grad(lambda x: jnp.mean(f(x) ** 2))(x)
+    assert g.shape == x.shape and bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
+
+
+def test_circular_padding_is_shift_equivariant(vgg19):
+    # With wrap-around padding, shifting the input by a multiple of the total
+    # stride shifts every map: no border exists, which is what makes tiles seamless.
+    x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
+    f = lambda x: vgg.features(vgg19, x, ["relu3_1"], padding="circular")["relu3_1"]  # noqa: E731
+    shifted = f(jnp.roll(x, (8, 4), axis=(1, 2)))
+    np.testing.assert_allclose(shifted, jnp.roll(f(x), (2, 1), axis=(1, 2)), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_parity_with_committed_torch_golden(vgg19, padding, pooling):
+    gold = np.load(GOLDEN)
+    x = gold[f"{padding}/input"]
+    keys = [k for k in gold.files if k.startswith(f"{padding}/{pooling}/")]
+    names = [k.split("/")[-1] for k in keys]
+    assert len(names) >= 7
+    ours = vgg.features(vgg19, x, names, padding=padding, pooling=pooling)
+    for k, name in zip(keys, names):
+        ref = gold[k]
+        got = np.asarray(ours[name])[..., : ref.shape[-1]]
+        assert got.shape == ref.shape, name
+        assert rel_err(got, ref) <= 1e-4, (name, rel_err(got, ref))
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed (the golden-file test covers CI)")
+@pytest.mark.parametrize("padding", ["same", "valid", "reflect", "circular"])
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_parity_with_live_torch(vgg19, padding, pooling):
+    sys.path.insert(0, str(HERE))
+    import torch_vgg
+
+    state = torch_vgg.load_state(jtex.weights.source_path("vgg19-normalized"))
+    size = 160  # the smallest size with relu5_1 under 'valid' padding is 156
+    brick = np.asarray(Image.open(HERE.parent / "examples" / "brick.png").convert("RGB"), np.float32) / 255
+    x = np.stack([np.random.default_rng(0).random((size, size, 3), dtype=np.float32), brick[:size, :size]])
+    ref = torch_vgg.features(state, x, ALL_LAYERS, padding, pooling)
+    ours = jax.jit(lambda x: vgg.features(vgg19, x, ALL_LAYERS, padding=padding, pooling=pooling))(x)
+    for name in ALL_LAYERS:
+        assert ours[name].shape == ref[name].shape, name
+        assert rel_err(ours[name], ref[name]) <= 1e-4, (name, rel_err(ours[name], ref[name]))
