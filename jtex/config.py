@@ -1,0 +1,143 @@
+"""Synthesis settings as one frozen dataclass.
+
+Defaults are Snelgrove's (subjective-functions): 512x512 output, 4 octaves,
+layers [2, 7] = pool1 + relu3_2, Gram / (M N), 'valid' padding, average
+pooling, L-BFGS-B, 500 iterations, noise near the exemplar's mean colour.
+Gatys' full model is ``octaves=1, layers=("conv1_1", "pool1", "pool2",
+"pool3", "pool4"), gram="gatys"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jtex import optimize, stats, vgg
+from jtex.errors import JtexError
+
+GATYS_LAYERS = ("conv1_1", "pool1", "pool2", "pool3", "pool4")
+INIT_MODES = ("noise", "symmetric")
+IF_DISTANCES = ("l2", "lap1")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    sources: tuple[str, ...] = ()
+    output_width: int = 512
+    output_height: int = 512
+    octaves: int = 4
+    layers: tuple = (2, 7)
+    layer_weights: tuple[float, ...] | None = None
+    gram: str = "snelgrove"
+    padding: str = "valid"
+    pooling: str = "avg"
+    join: str = "average"
+    mul: float = 1.0
+    source_width: int | None = None
+    source_scale: float | None = None
+    init: str = "noise"  # 'noise', 'symmetric' or an image path
+    optimizer: str = "lbfgs-b"
+    max_iter: int = 500
+    tol: float = 1e-9
+    lr: float = 0.02
+    save_every: int = 50
+    seed: int = 0
+    batch: int = 1
+    separate: bool = False
+    tile: bool = False
+    coarse_to_fine: bool = False
+    match_histogram: bool = False
+    weights: str = "vgg19-normalized"
+    # Animation (Snelgrove's inter-frame loss); count=1 is a still image.
+    count: int = 1
+    if_weight: float = 1.0
+    if_shift: float = 5.0
+    if_order: int = 2
+    if_distance_type: str = "l2"
+    if_octaves: int = 1
+    fps: float = 12.0
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def replace(self, **kw) -> SynthConfig:
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SynthConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise JtexError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+        d = dict(d)
+        for key in ("sources", "layers", "layer_weights"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def validate(self) -> SynthConfig:
+        """Raise a one-line JtexError for any bad setting; return self."""
+
+        def bad(msg):
+            raise JtexError(msg)
+
+        if self.output_width < 1 or self.output_height < 1:
+            bad(f"output size must be positive, got {self.output_width}x{self.output_height}")
+        if self.octaves < 1:
+            bad(f"--octaves must be at least 1, got {self.octaves}")
+        if not self.layers:
+            bad("--layers is empty: name at least one layer, e.g. -l 2 7 or -l relu3_1")
+        try:
+            vgg.resolve_layers(self.layers)
+        except ValueError as e:
+            bad(f"--layers: {e}")
+        if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
+            bad(f"--layer-weights has {len(self.layer_weights)} values for {len(self.layers)} layers")
+        choices = {
+            "gram": (self.gram, stats.GRAM_NORMS),
+            "padding-mode": (self.padding, ("valid", "same", "reflect", "circular")),
+            "pooling": (self.pooling, vgg.POOLINGS),
+            "join-mode": (self.join, stats.JOIN_MODES),
+            "optimizer": (self.optimizer, optimize.METHODS),
+            "if-distance-type": (self.if_distance_type, IF_DISTANCES),
+        }
+        for flag, (value, allowed) in choices.items():
+            if value not in allowed:
+                bad(f"--{flag} {value!r} is not one of: {', '.join(allowed)}")
+        if self.max_iter < 1:
+            bad(f"--max-iter must be at least 1, got {self.max_iter}")
+        if self.batch < 1:
+            bad(f"--batch must be at least 1, got {self.batch}")
+        if self.count < 1:
+            bad(f"--count must be at least 1, got {self.count}")
+        if self.count > 1 and (self.batch > 1 or self.separate):
+            bad("--count (animation) cannot be combined with --batch or --separate")
+        if self.count > 1 and self.coarse_to_fine:
+            bad("--count (animation) cannot be combined with --coarse-to-fine")
+        if self.source_width is not None and self.source_width < 1:
+            bad(f"--source-width must be positive, got {self.source_width}")
+        if self.source_scale is not None and self.source_scale <= 0:
+            bad(f"--source-scale must be positive, got {self.source_scale}")
+        if self.lr <= 0:
+            bad(f"--lr must be positive, got {self.lr}")
+        if self.save_every < 0:
+            bad(f"--save-every must be >= 0, got {self.save_every}")
+        if self.if_octaves < 1 or self.if_octaves > self.octaves:
+            bad(f"--if-octaves {self.if_octaves} must be between 1 and --octaves ({self.octaves})")
+        if self.if_order < 1:
+            bad(f"--if-order must be at least 1, got {self.if_order}")
+        if self.count > 1 and self.if_order >= self.count:
+            bad(f"--if-order {self.if_order} must be smaller than --count {self.count}")
+        if self.fps <= 0:
+            bad(f"--fps must be positive, got {self.fps}")
+        if self.init not in INIT_MODES and not Path(self.init).is_file():
+            bad(f"--init {self.init!r}: not 'random', 'symmetric' or an existing image file")
+        return self
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,105 @@
+"""jtex.optimize: every method on small problems with known optima; batching and resume."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jtex import optimize
+
+
+def quadratic(x, target, shared):
+    """Per-image convex quadratic with an ill-conditioned diagonal; optimum at target."""
+    scale = shared["scale"]
+    return jnp.sum(scale * (x - target) ** 2)
+
+
+def problem(b=2, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    target = jnp.asarray(rng.uniform(0.2, 0.8, (b, n, n, 3)), jnp.float32)
+    scale = jnp.asarray(np.logspace(0, 2, n * n * 3).reshape(n, n, 3), jnp.float32)
+    x0 = jnp.full((b, n, n, 3), 0.5, jnp.float32)
+    return x0, target, {"scale": scale}
+
+
+@pytest.mark.parametrize("method,iters,factor", [
+    ("lbfgs-b", 60, 1e-6), ("lbfgs", 60, 1e-6), ("lbfgs-zoom", 40, 1e-6), ("jaxopt-lbfgs", 40, 1e-6),
+    ("adam", 200, 1e-2),
+])
+def test_methods_reach_the_optimum(method, iters, factor):
+    x0, target, shared = problem()
+    start = np.asarray(jax.vmap(quadratic, in_axes=(0, 0, None))(x0, target, shared))
+    res = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=iters, tol=0.0, lr=0.05,
+                            chunk=7)
+    assert res.x.shape == x0.shape and res.loss.shape == (2,)
+    assert np.all(res.loss < factor * start), (method, res.loss, start)
+    assert 0 < res.iterations <= iters
+
+
+def test_bounds_are_respected():
+    # The optimum (1.5) lies outside the box: both L-BFGS variants stop on the bound.
+    x0, target, shared = problem(b=1)
+    target = target + 1.0
+    for method in ("lbfgs-b", "lbfgs"):
+        res = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=50, bounds=(0.0, 1.0))
+        assert res.x.max() <= 1.0 and res.x.min() >= 0.0
+        np.testing.assert_allclose(res.x, 1.0, atol=1e-3)
+
+
+def test_device_lbfgs_batch_elements_are_independent():
+    # Each image has its own memory and line search: a batch of two gives
+    # the same result as two runs of one.
+    x0, target, shared = problem(b=2)
+    both = optimize.minimize(quadratic, x0, target, shared, method="lbfgs", max_iter=15, tol=0.0)
+    for i in range(2):
+        one = optimize.minimize(quadratic, x0[i:i + 1], target[i:i + 1], shared, method="lbfgs", max_iter=15,
+                                tol=0.0)
+        np.testing.assert_allclose(one.x[0], both.x[i], rtol=1e-5, atol=1e-6)
+
+
+def test_lbfgs_costs_about_one_evaluation_per_iteration():
+    x0, target, shared = problem(b=1)
+    res = optimize.minimize(quadratic, x0, target, shared, method="lbfgs", max_iter=30, tol=0.0)
+    assert res.evaluations <= 1.5 * res.iterations + 2
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_device_resume_is_exact(method):
+    x0, target, shared = problem(b=2)
+    full = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=20, tol=0.0, chunk=5)
+    states = []
+    half = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=10, tol=0.0, chunk=5,
+                             callback=lambda p: states.append(p.state))
+    assert half.iterations == 10
+    rest = optimize.minimize(quadratic, None, target, shared, method=method, max_iter=20, tol=0.0, chunk=5,
+                             start_iter=10, state=states[-1])
+    np.testing.assert_array_equal(rest.x, full.x)
+
+
+def test_tolerance_stops_early():
+    x0, target, shared = problem(b=1)
+    res = optimize.minimize(quadratic, x0, target, shared, method="lbfgs", max_iter=500, tol=1e-3)
+    assert res.converged and res.iterations < 100
+
+
+def test_progress_reports_every_iteration_once():
+    x0, target, shared = problem(b=1)
+    seen = []
+    optimize.minimize(quadratic, x0, target, shared, method="lbfgs-b", max_iter=12, tol=0.0,
+                      callback=lambda p: seen.append(p.iteration))
+    assert seen == list(range(1, 13))
+    seen.clear()
+    rows = []
+
+    def cb(p):
+        seen.append(p.iteration)
+        rows.append(len(p.losses))
+
+    optimize.minimize(quadratic, x0, target, shared, method="adam", max_iter=12, tol=0.0, chunk=5, callback=cb)
+    assert seen == [5, 10, 12] and sum(rows) == 12
+
+
+def test_unknown_method():
+    x0, target, shared = problem(b=1)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        optimize.minimize(quadratic, x0, target, shared, method="newton")
