@@ -8,3 +8,10 @@ kernels; every function that draws random numbers takes an explicit ``key``.
 from jtex.errors import JtexError as JtexError
 
 __version__ = "0.1.0"
+
+
+def synthesize(sources, **config):
+    """Synthesise textures like ``sources``: see :func:`jtex.synth.synthesize`."""
+    from jtex.synth import synthesize as _synthesize
+
+    return _synthesize(sources, **config)

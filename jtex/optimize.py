@@ -191,7 +191,7 @@ def _descent(p, g, x, lo, hi):
 
 class _Method(NamedTuple):
     init: Callable  # (x, batched, shared) -> state, one image
-    step: Callable  # (state, batched, shared) -> state, one image
+    step: Callable  # (state, batched, shared, until) -> state, one image; frozen once k == until
 
 
 def _lbfgs_method(fun, bounds, tol, max_iter) -> _Method:
@@ -205,8 +205,8 @@ def _lbfgs_method(fun, bounds, tol, max_iter) -> _Method:
         return LbfgsState(x, f, g, _descent(p, g, x, lo, hi), jnp.ones(()), memory, jnp.zeros((), jnp.int32),
                           jnp.ones((), jnp.int32), ~jnp.isfinite(f))
 
-    def step(s, batched, shared):
-        active = ~s.done & (s.k < max_iter)
+    def step(s, batched, shared, until):
+        active = ~s.done & (s.k < until)
         trial = jnp.clip(s.x + s.t * s.d, lo, hi)  # projected onto the pixel box
         f, g = jax.value_and_grad(fun)(trial, batched, shared)
         slope = jnp.vdot(s.g, trial - s.x)
@@ -235,8 +235,8 @@ def _adam_method(fun, lr, max_iter) -> _Method:
         return AdamState(x, jnp.asarray(jnp.inf, jnp.float32), opt.init(x), jnp.zeros((), jnp.int32),
                          jnp.zeros((), jnp.int32), jnp.zeros((), bool))
 
-    def step(s, batched, shared):
-        active = ~s.done & (s.k < max_iter)
+    def step(s, batched, shared, until):
+        active = ~s.done & (s.k < until)
         f, g = jax.value_and_grad(fun)(s.x, batched, shared)
         updates, opt_state = opt.update(g, s.opt, s.x)
         new = AdamState(optax.apply_updates(s.x, updates), f, opt_state, s.k + 1, s.evals + 1, ~jnp.isfinite(f))
@@ -252,8 +252,8 @@ def _optax_lbfgs_method(fun, tol, max_iter) -> _Method:
         return OptaxLbfgsState(x, jnp.asarray(jnp.inf, jnp.float32), opt.init(x), jnp.zeros((), jnp.int32),
                                jnp.zeros((), jnp.int32), jnp.zeros((), bool))
 
-    def step(s, batched, shared):
-        active = ~s.done & (s.k < max_iter)
+    def step(s, batched, shared, until):
+        active = ~s.done & (s.k < until)
         f_of = lambda x: fun(x, batched, shared)  # noqa: E731
         f, g = optax.value_and_grad_from_state(f_of)(s.x, state=s.opt)
         updates, opt_state = opt.update(g, s.opt, s.x, value=f, grad=g, value_fn=f_of)
@@ -280,8 +280,8 @@ def _jaxopt_method(fun, tol, max_iter) -> _Method:
         return JaxoptState(x, jnp.asarray(jnp.inf, jnp.float32), st, jnp.zeros((), jnp.int32),
                            jnp.zeros((), jnp.int32), jnp.zeros((), bool))
 
-    def step(s, batched, shared):
-        active = ~s.done & (s.k < max_iter)
+    def step(s, batched, shared, until):
+        active = ~s.done & (s.k < until)
         x, st = solver(batched, shared).update(s.x, s.opt)
         done = _ftol_done(s.f, st.value, tol) | ~jnp.isfinite(st.value)
         new = JaxoptState(x, st.value, st, s.k + 1, st.num_fun_eval.astype(jnp.int32), done)
@@ -309,27 +309,36 @@ def init_device_state(fun, method, lr, x0, batched, shared, *, tol=1e-9, max_ite
 def _minimize_device(fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback,
                      start_iter, state):
     m = _device_method(fun, method, lr=lr, tol=tol, max_iter=max_iter, bounds=bounds)
-    step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None)))
+    step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None, None)))
     s = state if state is not None else jax.jit(jax.vmap(m.init, in_axes=(0, 0, None)))(
         jnp.asarray(x0, jnp.float32), batched, shared)
     evals0 = int(jnp.sum(s.evals))
     iteration = start_iter
-    while True:
-        if bool(jnp.all(s.done | (s.k >= max_iter))):
+    while not bool(jnp.all(s.done | (s.k >= max_iter))):
+        # Run every image to exactly `until` iterations, so that snapshots and
+        # checkpoints fall on multiples of `chunk`. A step adds at most one
+        # iteration, so `until - min(k)` steps are dispatched before looking.
+        until = min(max_iter, (iteration // chunk + 1) * chunk)
+        ks, fs = [], []
+        while True:
+            behind = np.asarray(~s.done & (s.k < until))
+            if not behind.any():
+                break
+            for _ in range(until - int(np.asarray(s.k)[behind].min())):
+                s = step(s, batched, shared, until)  # dispatched asynchronously
+                ks.append(s.k)
+                fs.append(s.f)
+        if not ks:
             break
-        trace = []
-        for _ in range(chunk):  # dispatched asynchronously: no host round trip
-            s = step(s, batched, shared)
-            trace.append((s.k, s.f))
-        ks = np.asarray(jnp.stack([k for k, _ in trace]))  # (chunk, B)
-        fs = np.asarray(jnp.stack([f for _, f in trace]))
-        # One row per new accepted iteration of the furthest image.
-        kmax = ks.max(axis=1)
-        rows = [i for i in range(len(kmax)) if kmax[i] > (kmax[i - 1] if i else iteration)]
-        if rows and callback is not None:
-            iteration = int(kmax[rows[-1]])
-            callback(Progress(iteration, fs[rows], s.x, s, int(jnp.sum(s.evals)) - evals0))
-        iteration = int(kmax[-1])
+        ks, fs = np.asarray(jnp.stack(ks)), np.asarray(jnp.stack(fs))  # (steps, B)
+        # Row j: each image's loss at the first step where it reached iteration j.
+        levels = np.arange(iteration + 1, until + 1)
+        first = np.argmax(ks[None] >= levels[:, None, None], axis=1)  # (rows, B)
+        rows = np.take_along_axis(fs, first, axis=0)
+        rows = np.where((ks[-1] >= levels[:, None]), rows, fs[-1])  # converged early: its last loss
+        iteration = until
+        if callback is not None:
+            callback(Progress(iteration, rows, s.x, s, int(jnp.sum(s.evals)) - evals0))
     per_image = jax.jit(jax.vmap(fun, in_axes=(0, 0, None)))
     final = np.asarray(per_image(s.x, batched, shared))
     return Result(np.asarray(s.x), final, int(jnp.max(s.k)), int(jnp.sum(s.evals)) - evals0,

@@ -128,7 +128,8 @@ class RunDir:
         self._snapshot(iteration, x)
         step = stage * cfg.max_iter + iteration
         arrays = {"x": x, "state": state} if state is not None else {"x": x}
-        meta = {"stage": stage, "iteration": iteration, "seconds": seconds, "has_state": state is not None}
+        meta = {"stage": stage, "iteration": iteration, "seconds": seconds, "has_state": state is not None,
+                "x_shape": list(x.shape)}
         self.manager.save(step, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta),
                                                         arrays=ocp.args.StandardSave(arrays)), force=True)
         self.manager.wait_until_finished()
@@ -143,8 +144,7 @@ class RunDir:
         if step is None:
             return None
         meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        shapes = self.manager.item_metadata(step)["arrays"]
-        x_like = np.zeros(shapes["x"].shape, np.float32)
+        x_like = np.zeros(meta["x_shape"], np.float32)
         target = {"x": x_like}
         if meta["has_state"]:
             if like_state is None:

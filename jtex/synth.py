@@ -379,8 +379,13 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
                 bounds=(0.0, 1.0), chunk=cfg.save_every or 50, callback=callback,
                 start_iter=resume_it, state=start.state if resuming else None,
             )
+            if not np.all(np.isfinite(result.loss)):
+                if run_dir is not None:
+                    run_dir.note_nonfinite()
+                raise NonFiniteLoss(f"the loss is NaN/Inf after {result.iterations} iterations; check the source "
+                                    "images and --mul, or try another --seed or --optimizer")
             x = result.x
-            iters += result.iterations - resume_it
+            iters += result.iterations
             evals += result.evaluations
     finally:
         bar.close()

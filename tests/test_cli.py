@@ -1,0 +1,118 @@
+"""The command line: flags, one-line errors without tracebacks, the weights tool."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jtex import cli
+
+from conftest import EXAMPLES, ROOT
+
+BRICK = str(EXAMPLES / "brick.png")
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["-s", "missing.png"], "missing.png: no such file"),
+    (["-s", str(ROOT / "pyproject.toml")], "not an image"),
+    (["-s", BRICK, "-sw", "64"], "need at least"),
+    (["-s", BRICK, "-l", "relu9_1"], "unknown layer"),
+    (["-s", BRICK, "-o", "2", "--if-octaves", "3"], "--if-octaves 3 must be between 1 and --octaves"),
+    (["-s", BRICK, "--init", "nowhere.png"], "--init"),
+])
+def test_bad_input_is_one_line_exit_1_no_traceback(tmp_path, args, pattern):
+    r = run_cli(*args, "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("jtex: error:"), r.stderr
+    assert pattern in err[0]
+
+
+def test_empty_and_truncated_source(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    data = (EXAMPLES / "brick.png").read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: len(data) // 3])
+    for path, pattern in ((empty, "empty"), (cut, "truncated")):
+        r = run_cli("-s", str(path), "--output-dir", str(tmp_path / "o"))
+        assert r.returncode == 1 and pattern in r.stderr and "Traceback" not in r.stderr
+
+
+def test_synth_flags_reach_the_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["synth", "-s", BRICK, "-sw", "128", "-ow", "64", "-oh", "48", "-o", "2", "-l", "2", "relu2_1",
+                     "-m", "4", "-n", "2", "-p", "same", "--gram", "gatys", "--layer-weights", "1", "2",
+                     "--optimizer", "adam", "--lr", "0.05", "--seed", "7", "--quiet", "--output-dir", str(out)])
+    assert code == 0
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["layers"] == [2, "relu2_1"] and settings["octaves"] == 2 and settings["gram"] == "gatys"
+    assert settings["optimizer"] == "adam" and settings["seed"] == 7 and settings["layer_weights"] == [1.0, 2.0]
+    assert Image.open(out / "output.png").size == (64, 48)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_default_output_dir_depends_on_settings():
+    a = cli.config_from_args(cli.synth_parser().parse_args(["-m", "3"]))
+    b = cli.config_from_args(cli.synth_parser().parse_args(["-m", "4"]))
+    assert a.sources == (str(EXAMPLES / "brick.png"),)
+    assert cli.default_output_dir(a) != cli.default_output_dir(b)
+    assert cli.default_output_dir(a) == cli.default_output_dir(a)
+
+
+def test_weights_commands(capsys, tmp_path):
+    assert cli.main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "vgg19-normalized" in out and "vgg16" in out
+    assert cli.main(["weights", "verify"]) == 0
+    info = json.loads(capsys.readouterr().out.split("\njtex:")[0])
+    assert info["source_ok"] and info["source_sha256"].startswith("804ca283")
+    from jtex import weights
+
+    src = weights.source_path("vgg19-normalized")
+    target = tmp_path / "mine.npz"
+    assert cli.main(["weights", "convert", "--from", str(src), "--out", str(target)]) == 0
+    assert target.is_file()
+    assert cli.main(["weights", "convert", "--from", str(tmp_path / "nope.pth")]) == 1
+    assert "no such weights file" in capsys.readouterr().err
+
+
+def test_features_summary(capsys):
+    assert cli.main(["features", BRICK, "--width", "64", "--layers", "relu1_1", "pool2"]) == 0
+    out = capsys.readouterr().out
+    assert "relu1_1" in out and "pool2" in out and "804ca2835ecf7539" in out
+
+
+def test_resume_after_kill(tmp_path):
+    """Kill a run after its first checkpoint; the rerun completes from it and
+    gives the same pixels as an uninterrupted run (device L-BFGS is exact)."""
+    import signal
+    import time
+
+    args = [sys.executable, str(ROOT / "run.py"), "-s", BRICK, "-sw", "128", "-ow", "64", "-oh", "64", "-o", "2",
+            "-p", "same", "-l", "pool1", "relu2_1", "-m", "30", "-n", "5", "--quiet"]
+    killed = tmp_path / "killed"
+    p = subprocess.Popen(args + ["--output-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((killed / "checkpoints").glob("1[05]")):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (killed / "output.png").exists(), "the run finished before it could be killed"
+    assert subprocess.run(args + ["--output-dir", str(killed)], capture_output=True).returncode == 0
+    whole = tmp_path / "whole"
+    assert subprocess.run(args + ["--output-dir", str(whole)], capture_output=True).returncode == 0
+    a = np.asarray(Image.open(killed / "output.png"))
+    b = np.asarray(Image.open(whole / "output.png"))
+    np.testing.assert_array_equal(a, b)
+    iters = [json.loads(line)["iteration"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert iters == list(range(1, 31))

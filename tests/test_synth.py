@@ -1,0 +1,179 @@
+"""jtex.synth end to end on the real VGG-19, at small sizes and few iterations."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jtex
+import jtex.synth
+from jtex import image, stats, synth
+from jtex.config import GATYS_LAYERS, SynthConfig
+from jtex.errors import JtexError
+
+from conftest import EXAMPLES
+
+BRICK = str(EXAMPLES / "brick.png")
+GRAVEL = str(EXAMPLES / "gravel.png")
+# Small and quick: 2 octaves, 'same' padding, layers up to relu2_1.
+SMALL = dict(source_width=128, output_width=64, output_height=64, octaves=2, layers=("pool1", "relu2_1"),
+             padding="same", max_iter=25, progress=False)
+
+
+def test_loss_falls_and_images_are_valid():
+    cfg = SynthConfig(sources=(BRICK,), **{k: v for k, v in SMALL.items() if k != "progress"})
+    res = synth.run(cfg, progress=False)
+    assert res.images.shape == (1, 64, 64, 3) and res.images.dtype == np.float32
+    assert 0.0 <= res.images.min() and res.images.max() <= 1.0
+    # The start's loss, for comparison: the same objective at the initial image.
+    paths, sources, params, _ = synth.prepare(cfg)
+    spec = synth.output_spec(cfg)
+    params = synth._prune(params, spec)
+    targets = synth.compute_targets(params, sources, cfg, separate=False)
+    x0 = synth.init_images(jax.random.split(jax.random.key(0))[0], 1, 64, 64, sources[0].reshape(-1, 3).mean(0))
+    start = float(synth.texture_loss(x0, [[t[0] for t in row] for row in targets], params, spec)[0])
+    assert res.losses[0] < start / 20, (start, res.losses)
+
+
+def test_gatys_single_octave_full_model():
+    imgs = jtex.synthesize(BRICK, source_width=96, output_width=48, output_height=48, octaves=1,
+                           layers=GATYS_LAYERS, gram="gatys", padding="same", max_iter=15, progress=False)
+    assert imgs.shape == (1, 48, 48, 3) and np.isfinite(imgs).all()
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels():
+    a = jtex.synthesize(BRICK, seed=3, **{**SMALL, "max_iter": 5})
+    b = jtex.synthesize(BRICK, seed=3, **{**SMALL, "max_iter": 5})
+    c = jtex.synthesize(BRICK, seed=4, **{**SMALL, "max_iter": 5})
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.01
+
+
+def test_batch_gives_distinct_images_and_matches_single_runs():
+    batch = jtex.synthesize(BRICK, batch=3, **{**SMALL, "max_iter": 8})
+    assert batch.shape == (3, 64, 64, 3)
+    assert np.abs(batch[0] - batch[1]).mean() > 0.01 and np.abs(batch[1] - batch[2]).mean() > 0.01
+    # Image 0 of a batch is the seed's first image: the device L-BFGS keeps
+    # each image's optimisation independent of the others.
+    single = jtex.synthesize(BRICK, batch=1, **{**SMALL, "max_iter": 8})
+    np.testing.assert_allclose(batch[0], single[0], atol=2e-3)
+
+
+def test_separate_uses_each_source():
+    imgs = jtex.synthesize([BRICK, GRAVEL], separate=True, **{**SMALL, "max_iter": 20})
+    assert imgs.shape == (2, 64, 64, 3)
+    cfg = SynthConfig(sources=(BRICK, GRAVEL), **{k: v for k, v in SMALL.items() if k != "progress"})
+    _, sources, params, _ = synth.prepare(cfg)
+    spec = synth.output_spec(cfg)
+    params = synth._prune(params, spec)
+    t = synth.compute_targets(params, sources, cfg, separate=True)
+    # Each output is closer to its own source's statistics than to the other's.
+    for i in range(2):
+        own = synth.texture_loss(jnp.asarray(imgs[i:i + 1]), [[g[i] for g in row] for row in t], params, spec)
+        other = synth.texture_loss(jnp.asarray(imgs[i:i + 1]), [[g[1 - i] for g in row] for row in t], params, spec)
+        assert float(own[0]) < float(other[0])
+
+
+@pytest.mark.parametrize("join", ["average", "max", "log_euclidean", "affine_invariant"])
+def test_join_modes(join):
+    cfg = SynthConfig(sources=(BRICK, GRAVEL), join=join, **{k: v for k, v in SMALL.items() if k != "progress"})
+    _, sources, params, _ = synth.prepare(cfg)
+    params = synth._prune(params, synth.output_spec(cfg))
+    joined = synth.compute_targets(params, sources, cfg, separate=False)
+    each = synth.compute_targets(params, sources, cfg, separate=True)
+    for row_j, row_e in zip(joined, each):
+        for tj, te in zip(row_j, row_e):
+            assert tj.shape == (1,) + te.shape[1:] and bool(jnp.all(jnp.isfinite(tj)))
+            if join == "average":
+                np.testing.assert_allclose(tj[0], te.mean(0), rtol=1e-5, atol=1e-7)
+            if join == "max":
+                np.testing.assert_allclose(tj[0], te.max(0), rtol=1e-6)
+
+
+def test_tile_objective_has_no_seam():
+    # With --tile the objective sees the image as a torus: shifting it by a
+    # multiple of the total stride leaves the loss unchanged.
+    cfg = SynthConfig(sources=(BRICK,), tile=True, **{k: v for k, v in SMALL.items() if k != "progress"})
+    _, sources, params, _ = synth.prepare(cfg)
+    spec = synth.output_spec(cfg)
+    assert spec.vgg_padding == "circular" and spec.pyr_padding == "circular"
+    params = synth._prune(params, spec)
+    t = [[g[0] for g in row] for row in synth.compute_targets(params, sources, cfg, separate=False)]
+    x = jax.random.uniform(jax.random.key(0), (1, 64, 64, 3))
+    a = synth.texture_loss(x, t, params, spec)
+    b = synth.texture_loss(jnp.roll(x, (8, 24), axis=(1, 2)), t, params, spec)
+    np.testing.assert_allclose(a, b, rtol=1e-4)
+
+
+def test_coarse_to_fine_runs_every_stage(tmp_path):
+    cfg = dict(SMALL, coarse_to_fine=True, max_iter=6)
+    imgs = jtex.synthesize(BRICK, output_dir=tmp_path / "run", **cfg)
+    assert imgs.shape == (1, 64, 64, 3)
+    stages = {json.loads(line)["stage"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()}
+    assert stages == {0, 1}
+
+
+def test_histogram_matching_gives_the_exemplar_distribution():
+    img = jtex.synthesize(BRICK, match_histogram=True, **{**SMALL, "max_iter": 3})[0]
+    src = image.load(BRICK, width=128)
+    for c in range(3):
+        q = np.linspace(0.05, 0.95, 10)
+        np.testing.assert_allclose(np.quantile(img[..., c], q), np.quantile(src[..., c], q), atol=0.02)
+
+
+def test_run_folder_contents_and_finished_run_is_not_redone(tmp_path, capsys):
+    out = tmp_path / "run"
+    a = jtex.synthesize(BRICK, output_dir=out, batch=2, save_every=5, **{**SMALL, "max_iter": 10})
+    for name in ("config.json", "metrics.jsonl", "output_000.png", "output_001.png", "sheet.png", "loss.png",
+                 "result.json"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["iter_000005.png", "iter_000010.png"]
+    manifest = json.loads((out / "config.json").read_text())
+    assert manifest["seed"] == 0 and manifest["settings"]["batch"] == 2
+    assert manifest["weights"]["source_sha256"].startswith("804ca283")
+    assert {"jtex", "jax", "device"} <= set(manifest["versions"])
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in lines] == list(range(1, 11)) and len(lines[0]["losses"]) == 2
+    b = jtex.synthesize(BRICK, output_dir=out, batch=2, save_every=5, **{**SMALL, "max_iter": 10})
+    assert "already holds a finished run" in capsys.readouterr().err
+    np.testing.assert_allclose(a, b, atol=1 / 255)
+    with pytest.raises(JtexError, match="other settings"):
+        jtex.synthesize(BRICK, output_dir=out, batch=3, **{**SMALL, "max_iter": 10})
+
+
+def test_size_errors_name_the_minimum():
+    with pytest.raises(JtexError, match=r"need at least \d+ px per side"):
+        jtex.synthesize(BRICK, source_width=64, output_width=300, output_height=300, progress=False)
+    with pytest.raises(JtexError, match=r"the output is 100x100 px.*at least 277"):
+        jtex.synthesize(BRICK, output_width=100, output_height=100, progress=False)
+    with pytest.raises(JtexError, match="divisible by"):
+        jtex.synthesize(BRICK, tile=True, **{**SMALL, "output_width": 70})
+
+
+def test_memory_estimate_refuses_huge_outputs():
+    with pytest.raises(JtexError, match="GiB.*coarse-to-fine"):
+        jtex.synthesize(BRICK, output_width=30000, output_height=30000, padding="same", progress=False)
+
+
+def test_nonfinite_loss_stops_with_a_message(tmp_path):
+    with pytest.raises(JtexError, match="NaN/Inf"):
+        jtex.synthesize(BRICK, mul=float("nan"), output_dir=tmp_path / "r", **{**SMALL, "max_iter": 5})
+
+
+def test_bad_settings():
+    for kw, pattern in [({"layers": ("relu9_9",)}, "unknown layer"), ({"gram": "x"}, "--gram"),
+                        ({"optimizer": "sgd"}, "--optimizer"), ({"init": "nope.png"}, "--init"),
+                        ({"if_octaves": 5, "octaves": 4}, "--if-octaves")]:
+        with pytest.raises(JtexError, match=pattern):
+            jtex.synthesize(BRICK, **{**SMALL, **kw})
+    with pytest.raises(JtexError, match="no such file"):
+        jtex.synthesize("missing.png", **SMALL)
+    with pytest.raises(JtexError, match="bad setting"):
+        jtex.synthesize(BRICK, colour="red")
+
+
+def test_gram_normalisations_differ_by_n():
+    f = jax.random.uniform(jax.random.key(0), (1, 5, 5, 8))
+    np.testing.assert_allclose(stats.gram(f, norm="gatys") / 8, stats.gram(f, norm="snelgrove"), rtol=1e-6)
