@@ -29,10 +29,9 @@ Synthesis", SIGGRAPH Asia 2017, and its code's inter-frame options
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
+from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -75,10 +74,8 @@ def make_loss(cfg: SynthConfig, spec, sources):
     d1 = np.mean([exemplar_shift_distance(s, cfg.if_shift, octaves=cfg.if_octaves, kind=cfg.if_distance_type,
                                           padding=ex_pad) for s in sources])
     frame_pad = "circular" if cfg.tile else ex_pad
-    return functools.partial(
-        _animation_loss, spec=spec, count=cfg.count, order=cfg.if_order, weight=cfg.if_weight,
-        target=float(d1), octaves=cfg.if_octaves, kind=cfg.if_distance_type, padding=frame_pad,
-    )
+    return AnimationObjective(spec, cfg.count, cfg.if_order, cfg.if_weight, float(d1), cfg.if_octaves,
+                              cfg.if_distance_type, frame_pad)
 
 
 def pair_distances(x, *, order, octaves, kind, padding):
@@ -87,13 +84,25 @@ def pair_distances(x, *, order, octaves, kind, padding):
                       for k in range(1, order + 1)])
 
 
-def _animation_loss(x, targets, params, *, spec, count, order, weight, target, octaves, kind, padding):
-    from jtex.synth import texture_loss
+class AnimationObjective(NamedTuple):
+    """Texture loss of every frame plus the inter-frame term; hashable, so compiled once."""
 
-    texture = jnp.sum(texture_loss(x, targets, params, spec))
-    d = pair_distances(x, order=order, octaves=octaves, kind=kind, padding=padding)
-    goal = target * jnp.arange(1, order + 1, dtype=d.dtype)[:, None]
-    return texture + weight * count * jnp.mean(((d - goal) / goal) ** 2)
+    spec: Any
+    count: int
+    order: int
+    weight: float
+    target: float  # D(if_shift), the exemplar's distance for one frame step
+    octaves: int
+    kind: str
+    padding: str
+
+    def __call__(self, x, targets, params):
+        from jtex.synth import texture_loss
+
+        texture = jnp.sum(texture_loss(x, targets, params, self.spec))
+        d = pair_distances(x, order=self.order, octaves=self.octaves, kind=self.kind, padding=self.padding)
+        goal = self.target * jnp.arange(1, self.order + 1, dtype=d.dtype)[:, None]
+        return texture + self.weight * self.count * jnp.mean(((d - goal) / goal) ** 2)
 
 
 def save_outputs(path: Path, frames: np.ndarray, cfg: SynthConfig):

@@ -151,7 +151,7 @@ def save(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8) -> Path:
     if bits == 16:
         q = np.round(a * 65535).astype(np.uint16)
         if q.ndim == 2:
-            return _atomic(path, lambda t: Image.fromarray(q, mode="I;16").save(t, format="PNG"))
+            return _atomic(path, lambda t: Image.fromarray(q).save(t, format="PNG"))  # uint16 -> I;16
         data = _png16(q)
         return _atomic(path, lambda t: Path(t).write_bytes(data))
     if bits != 8:

@@ -28,6 +28,7 @@ on the device and handed back with each chunk.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -68,16 +69,8 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
     import scipy.optimize
 
     shape = x0.shape
-    per_image = jax.vmap(fun, in_axes=(0, 0, None))
-
-    @jax.jit
-    def value_and_grad(x, batched, shared):
-        def total(x):
-            losses = per_image(x, batched, shared)
-            return jnp.sum(losses), losses
-
-        (_, losses), g = jax.value_and_grad(total, has_aux=True)(x)
-        return losses, g
+    compiled = _compiled(fun, "lbfgs-b", 0.0, tol, bounds)
+    value_and_grad, per_image = compiled.value_and_grad, compiled.per_image
 
     evals = 0
     last = {}
@@ -194,7 +187,7 @@ class _Method(NamedTuple):
     step: Callable  # (state, batched, shared, until) -> state, one image; frozen once k == until
 
 
-def _lbfgs_method(fun, bounds, tol, max_iter) -> _Method:
+def _lbfgs_method(fun, bounds, tol) -> _Method:
     direction = optax.scale_by_lbfgs(memory_size=10)
     lo, hi = bounds if bounds is not None else (-jnp.inf, jnp.inf)
 
@@ -228,7 +221,7 @@ def _lbfgs_method(fun, bounds, tol, max_iter) -> _Method:
     return _Method(init, step)
 
 
-def _adam_method(fun, lr, max_iter) -> _Method:
+def _adam_method(fun, lr) -> _Method:
     opt = optax.adam(lr)
 
     def init(x, batched, shared):
@@ -245,7 +238,7 @@ def _adam_method(fun, lr, max_iter) -> _Method:
     return _Method(init, step)
 
 
-def _optax_lbfgs_method(fun, tol, max_iter) -> _Method:
+def _optax_lbfgs_method(fun, tol) -> _Method:
     opt = optax.lbfgs(memory_size=10)  # optax's default zoom (strong Wolfe) line search
 
     def init(x, batched, shared):
@@ -265,7 +258,7 @@ def _optax_lbfgs_method(fun, tol, max_iter) -> _Method:
     return _Method(init, step)
 
 
-def _jaxopt_method(fun, tol, max_iter) -> _Method:
+def _jaxopt_method(fun, tol) -> _Method:
     import warnings
 
     with warnings.catch_warnings():
@@ -273,7 +266,8 @@ def _jaxopt_method(fun, tol, max_iter) -> _Method:
         import jaxopt
 
     def solver(batched, shared):
-        return jaxopt.LBFGS(fun=lambda x: fun(x, batched, shared), maxiter=max_iter, tol=0.0, history_size=10)
+        # maxiter bounds jaxopt's own run(); we call update() step by step.
+        return jaxopt.LBFGS(fun=lambda x: fun(x, batched, shared), maxiter=1 << 30, tol=0.0, history_size=10)
 
     def init(x, batched, shared):
         st = solver(batched, shared).init_state(x)
@@ -290,28 +284,56 @@ def _jaxopt_method(fun, tol, max_iter) -> _Method:
     return _Method(init, step)
 
 
-def _device_method(fun, method, *, lr, tol, max_iter, bounds) -> _Method:
+def _device_method(fun, method, *, lr, tol, bounds) -> _Method:
     if method == "lbfgs":
-        return _lbfgs_method(fun, bounds, tol, max_iter)
+        return _lbfgs_method(fun, bounds, tol)
     if method == "adam":
-        return _adam_method(fun, lr, max_iter)
+        return _adam_method(fun, lr)
     if method == "lbfgs-zoom":
-        return _optax_lbfgs_method(fun, tol, max_iter)
-    return _jaxopt_method(fun, tol, max_iter)
+        return _optax_lbfgs_method(fun, tol)
+    return _jaxopt_method(fun, tol)
 
 
-def init_device_state(fun, method, lr, x0, batched, shared, *, tol=1e-9, max_iter=500, bounds=(0.0, 1.0)):
+class _Compiled(NamedTuple):
+    init: Callable | None  # vmapped, jitted (device methods)
+    step: Callable | None
+    value_and_grad: Callable  # batch -> (per-image losses, gradient of their sum)
+    per_image: Callable  # batch -> per-image losses
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(fun, method, lr, tol, bounds) -> _Compiled:
+    """Jitted functions for one objective and method, kept so that repeated runs
+    (batches of calls, coarse-to-fine stages, parameter sweeps) compile once.
+    ``fun`` should be hashable by value (jtex's objectives are NamedTuples)."""
+    per_image = jax.vmap(fun, in_axes=(0, 0, None))
+
+    def value_and_grad(x, batched, shared):
+        def total(x):
+            losses = per_image(x, batched, shared)
+            return jnp.sum(losses), losses
+
+        (_, losses), g = jax.value_and_grad(total, has_aux=True)(x)
+        return losses, g
+
+    init = step = None
+    if method != "lbfgs-b":
+        m = _device_method(fun, method, lr=lr, tol=tol, bounds=bounds)
+        init = jax.jit(jax.vmap(m.init, in_axes=(0, 0, None)))
+        step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None, None)))
+    return _Compiled(init, step, jax.jit(value_and_grad), jax.jit(per_image))
+
+
+def init_device_state(fun, method, lr, x0, batched, shared, *, tol=1e-9, bounds=(0.0, 1.0)):
     """The (vmapped) start state of a device method, also the shape to restore checkpoints into."""
-    m = _device_method(fun, method, lr=lr, tol=tol, max_iter=max_iter, bounds=bounds)
-    return jax.jit(jax.vmap(m.init, in_axes=(0, 0, None)))(jnp.asarray(x0, jnp.float32), batched, shared)
+    return _compiled(fun, method, lr, tol, bounds).init(jnp.asarray(x0, jnp.float32), batched, shared)
 
 
 def _minimize_device(fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback,
                      start_iter, state):
-    m = _device_method(fun, method, lr=lr, tol=tol, max_iter=max_iter, bounds=bounds)
-    step = jax.jit(jax.vmap(m.step, in_axes=(0, 0, None, None)))
-    s = state if state is not None else jax.jit(jax.vmap(m.init, in_axes=(0, 0, None)))(
-        jnp.asarray(x0, jnp.float32), batched, shared)
+    compiled = _compiled(fun, method, lr, tol, bounds)
+    step = compiled.step
+    s = state if state is not None else compiled.init(jnp.asarray(x0, jnp.float32), batched, shared)
     evals0 = int(jnp.sum(s.evals))
     iteration = start_iter
     while not bool(jnp.all(s.done | (s.k >= max_iter))):
@@ -339,8 +361,7 @@ def _minimize_device(fun, x0, batched, shared, *, method, max_iter, tol, lr, bou
         iteration = until
         if callback is not None:
             callback(Progress(iteration, rows, s.x, s, int(jnp.sum(s.evals)) - evals0))
-    per_image = jax.jit(jax.vmap(fun, in_axes=(0, 0, None)))
-    final = np.asarray(per_image(s.x, batched, shared))
+    final = np.asarray(compiled.per_image(s.x, batched, shared))
     return Result(np.asarray(s.x), final, int(jnp.max(s.k)), int(jnp.sum(s.evals)) - evals0,
                   bool(jnp.all(s.done)), s)
 
@@ -384,6 +405,7 @@ def minimize(
     """
     if method not in METHODS:
         raise ValueError(f"unknown optimizer {method!r}; choose one of {', '.join(METHODS)}")
+    bounds = None if bounds is None else (float(bounds[0]), float(bounds[1]))
     if method == "lbfgs-b":
         res = _minimize_scipy(fun, x0, batched, shared, max_iter=max_iter, tol=tol, bounds=bounds,
                               callback=callback, start_iter=start_iter)

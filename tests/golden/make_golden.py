@@ -15,9 +15,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-import torch_vgg  # noqa: E402
-
 import jtex.weights  # noqa: E402
+
+import torch_vgg  # noqa: E402
 
 LAYERS = {
     "same": ["relu1_1", "pool1", "relu2_1", "pool2", "relu3_1", "relu3_2", "pool3", "relu4_1", "pool4", "relu5_1"],

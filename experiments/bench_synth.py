@@ -1,0 +1,353 @@
+"""Benchmark of the synthesis engine: speed, batching, coarse-to-fine, memory, PyTorch ratio.
+
+    python experiments/bench_synth.py                 # everything (about 35 min on 2 CPU cores)
+    python experiments/bench_synth.py --parts eval batch
+    python experiments/bench_synth.py --quick         # smaller sizes, for a smoke run
+
+Each part runs in its own subprocess, so its peak resident memory is its own.
+Prints tables and writes experiments/results/bench_synth.json (per device
+kind: a GPU run adds its own entry beside the CPU one).
+
+Parts:
+  eval     one loss+gradient evaluation, jtex vs PyTorch (same .pth, same
+           objective), Gatys' full model and Snelgrove's default, 256 and 512
+  iter     seconds per optimiser iteration (and evaluations per iteration)
+  optim    time to reach a target loss: Snelgrove's objective, 256x256 from the
+           512x512 brick, 4 octaves, 'same' padding, each optimiser from the
+           same start; target = the loss scipy L-BFGS-B reaches in `iters`
+  batch    per-image time for batch 1, 4, 8
+  c2f      wall time to a loss at 1024x1024, with and without coarse-to-fine,
+           and the peak memory of Snelgrove's default there
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+RESULTS = ROOT / "experiments" / "results" / "bench_synth.json"
+BRICK = str(ROOT / "examples" / "brick.png")
+
+GATYS = dict(octaves=1, layers=("conv1_1", "pool1", "pool2", "pool3", "pool4"), gram="gatys", padding="same")
+SNELGROVE = dict(octaves=4, layers=(2, 7), gram="snelgrove")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _setup(size, model, **extra):
+    import jax
+
+    from jtex import synth
+    from jtex.config import SynthConfig
+
+    cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, **{**model, **extra})
+    _, sources, params, _ = synth.prepare(cfg)
+    spec = synth.output_spec(cfg)
+    params = synth._prune(params, spec)
+    targets = synth.compute_targets(params, sources, cfg, separate=False)
+    x0 = synth.init_images(jax.random.key(0), 1, size, size, sources[0].reshape(-1, 3).mean(0))
+    return cfg, sources, params, spec, targets, x0
+
+
+def _median_time(fn, reps=3):
+    fn()  # compile / warm up
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def torch_objective(size, model, sources, padding):
+    import torch
+
+    from jtex import vgg, weights
+
+    import torch_reference as tr
+
+    torch.set_num_threads(2)
+    net = tr.load(weights.source_path("vgg19-normalized"))
+    layers = list(vgg.resolve_layers(model["layers"]))
+    src = torch.from_numpy(np.ascontiguousarray(sources[0].transpose(2, 0, 1)[None]))
+    with torch.no_grad():
+        targets = tr.grams(net, src, layers, model["octaves"], padding, model["gram"])
+    x = torch.rand(1, 3, size, size)
+
+    def loss_and_grad(x=x):
+        x = x.detach().requires_grad_(True)
+        loss = tr.loss(net, x, targets, layers, model["octaves"], padding, model["gram"])
+        loss.backward()
+        return float(loss), x.grad
+
+    return net, targets, layers, loss_and_grad
+
+
+def part_eval(quick):
+    import jax
+    import jax.numpy as jnp
+
+    rows = []
+    sizes = (128, 256) if quick else (256, 512)
+    for name, model in (("gatys", GATYS), ("snelgrove", SNELGROVE)):
+        for size in sizes:
+            padding = "valid" if (name == "snelgrove" and size >= 512) else "same"
+            model_p = {**model, "padding": padding}
+            cfg, sources, params, spec, targets, x0 = _setup(size, model_p)
+            fun = lambda x, t: jnp.sum(__import__("jtex.synth").synth.texture_loss(x, t, params, spec))  # noqa
+            t1 = [[t[0] for t in row] for row in targets]
+            vg = jax.jit(jax.value_and_grad(fun))
+            jt = _median_time(lambda: jax.block_until_ready(vg(x0, t1)))
+            row = {"model": name, "size": size, "padding": padding, "jtex_s": jt}
+            try:
+                *_, lg = torch_objective(size, model_p, sources, padding)
+                row["torch_s"] = _median_time(lg)
+                row["ratio_jtex_over_torch"] = jt / row["torch_s"]
+            except ImportError:
+                pass
+            rows.append(row)
+    return {"rows": rows, "peak_mb": peak_mb()}
+
+
+def part_iter(quick):
+    import jtex
+
+    rows = []
+    sizes = (128, 256) if quick else (256, 512)
+    n = 5 if quick else 15
+    for name, model in (("gatys", GATYS), ("snelgrove", SNELGROVE)):
+        for size in sizes:
+            padding = "valid" if (name == "snelgrove" and size >= 512) else "same"
+            for opt in ("lbfgs", "lbfgs-b"):
+                jtex.synthesize(BRICK, output_width=size, output_height=size, max_iter=2, optimizer=opt,
+                                progress=False, **{**model, "padding": padding})  # compile
+                t = time.perf_counter()
+                from jtex import synth
+                from jtex.config import SynthConfig
+
+                cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, max_iter=n, tol=0.0,
+                                  optimizer=opt, **{**model, "padding": padding})
+                res = synth.run(cfg, progress=False)
+                dt = time.perf_counter() - t
+                rows.append({"model": name, "size": size, "optimizer": opt, "s_per_iter": dt / res.iterations,
+                             "evals_per_iter": res.evaluations / res.iterations, "iterations": res.iterations})
+            try:
+                rows.append(_torch_lbfgs(size, {**model, "padding": padding}, n) | {"model": name, "size": size})
+            except ImportError:
+                pass
+    return {"rows": rows, "peak_mb": peak_mb()}
+
+
+def _torch_lbfgs(size, model, iters, trace=False):
+    import torch
+
+    from jtex import image
+
+    import torch_reference as tr
+
+    sources = [image.load(BRICK)]
+    net, targets, layers, _ = torch_objective(size, model, sources, model["padding"])
+    torch.manual_seed(0)
+    mean = torch.from_numpy(sources[0].reshape(-1, 3).mean(0)).view(1, 3, 1, 1)
+    x = (mean + 0.1 * torch.randn(1, 3, size, size)).clamp(0, 1).requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=iters, history_size=10, line_search_fn="strong_wolfe",
+                            tolerance_grad=0, tolerance_change=0)
+    evals, t0, curve = [0], time.perf_counter(), []
+
+    def closure():
+        opt.zero_grad()
+        loss = tr.loss(net, x, targets, layers, model["octaves"], model["padding"], model["gram"])
+        loss.backward()
+        evals[0] += 1
+        if trace:
+            curve.append((evals[0], float(loss), time.perf_counter() - t0))
+        return loss
+
+    opt.step(closure)
+    dt = time.perf_counter() - t0
+    it = opt.state[opt._params[0]]["n_iter"]
+    out = {"optimizer": "torch.optim.LBFGS (strong Wolfe)", "s_per_iter": dt / it, "evals_per_iter": evals[0] / it,
+           "iterations": it}
+    if trace:
+        out["curve"] = curve
+    return out
+
+
+def _run_metrics(cfg, out_dir):
+    import shutil
+
+    from jtex import synth
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    synth.run(cfg, out_dir, progress=False)
+    return [json.loads(line) for line in (Path(out_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def _time_to(metrics, target, stage=None):
+    for m in metrics:
+        if (stage is None or m["stage"] == stage) and m["loss"] <= target:
+            return m["seconds"]
+    return None
+
+
+def part_optim(quick):
+    import tempfile
+
+    from jtex.config import SynthConfig
+
+    iters = 30 if quick else 300
+    size = 128 if quick else 256
+    base = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, padding="same", max_iter=iters,
+                       tol=0.0, save_every=25, **SNELGROVE)
+    tmp = Path(tempfile.mkdtemp())
+    curves = {}
+    for opt, extra in (("lbfgs-b", {}), ("lbfgs", {}), ("adam", {"lr": 0.02}), ("lbfgs-zoom", {})):
+        n = iters if opt != "lbfgs-zoom" else max(5, iters // 10)  # zoom: several evaluations per iteration
+        # Compile outside the timing: a 2-iteration run first.
+        _run_metrics(base.replace(optimizer=opt, max_iter=2, **extra), tmp / f"{opt}-warm")
+        m = _run_metrics(base.replace(optimizer=opt, max_iter=n, **extra), tmp / opt)
+        curves[opt] = [(r["iteration"], r["loss"], r["seconds"]) for r in m]
+    target = curves["lbfgs-b"][-1][1]
+    rows = []
+    for opt, c in curves.items():
+        t = next((s for _, loss, s in c if loss <= target), None)
+        rows.append({"optimizer": opt, "iterations": c[-1][0], "final_loss": c[-1][1], "seconds": c[-1][2],
+                     "seconds_to_target": t})
+    try:
+        res = _torch_lbfgs(size, {**SNELGROVE, "padding": "same"}, iters, trace=True)
+        t = next((s for _, loss, s in res["curve"] if loss <= target), None)
+        rows.append({"optimizer": res["optimizer"], "iterations": res["iterations"],
+                     "final_loss": res["curve"][-1][1], "seconds": res["curve"][-1][2], "seconds_to_target": t})
+    except ImportError:
+        pass
+    return {"size": size, "iterations": iters, "target_loss": target, "rows": rows, "peak_mb": peak_mb()}
+
+
+def part_batch(quick):
+    import jtex
+    from jtex import synth
+    from jtex.config import SynthConfig
+
+    size = 128 if quick else 256
+    n = 10
+    rows = []
+    for batch in (1, 4, 8):
+        kw = dict(output_width=size, output_height=size, padding="same", max_iter=n, tol=0.0, batch=batch,
+                  **SNELGROVE)
+        jtex.synthesize(BRICK, progress=False, **{**kw, "max_iter": 2})  # compile
+        t = time.perf_counter()
+        res = synth.run(SynthConfig(sources=(BRICK,), **kw), progress=False)
+        dt = time.perf_counter() - t
+        rows.append({"batch": batch, "seconds": dt, "per_image_s": dt / batch, "iterations": res.iterations})
+    for r in rows:
+        r["per_image_vs_batch1"] = r["per_image_s"] / rows[0]["per_image_s"]
+    return {"size": size, "rows": rows, "peak_mb": peak_mb()}
+
+
+def part_c2f_one(quick, coarse_to_fine):
+    import tempfile
+
+    from jtex.config import SynthConfig
+
+    size = 512 if quick else 1024
+    iters = 10 if quick else 40
+    cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, max_iter=iters, tol=0.0,
+                      save_every=10, coarse_to_fine=coarse_to_fine, **SNELGROVE)
+    m = _run_metrics(cfg, Path(tempfile.mkdtemp()) / "run")
+    final_stage = max(r["stage"] for r in m)
+    return {"metrics": [(r["stage"], r["iteration"], r["loss"], r["seconds"]) for r in m],
+            "final_stage": final_stage, "peak_mb": peak_mb(), "size": size, "iterations": iters}
+
+
+def part_c2f(quick):
+    plain = _sub("c2f_plain", quick)
+    c2f = _sub("c2f_c2f", quick)
+    target = plain["metrics"][-1][2]
+    t_plain = plain["metrics"][-1][3]
+    t_c2f = next((s for st, _, loss, s in c2f["metrics"] if st == c2f["final_stage"] and loss <= target), None)
+    return {"size": plain["size"], "iterations_per_stage": plain["iterations"], "target_loss": target,
+            "plain_seconds": t_plain, "c2f_seconds_to_target": t_c2f,
+            "c2f_final_loss": c2f["metrics"][-1][2], "c2f_seconds_total": c2f["metrics"][-1][3],
+            "peak_mb_plain": plain["peak_mb"], "peak_mb_c2f": c2f["peak_mb"]}
+
+
+PARTS = {"eval": part_eval, "iter": part_iter, "optim": part_optim, "batch": part_batch, "c2f": part_c2f,
+         "c2f_plain": lambda q: part_c2f_one(q, False), "c2f_c2f": lambda q: part_c2f_one(q, True)}
+
+
+def _sub(part, quick):
+    cmd = [sys.executable, __file__, "--child", part] + (["--quick"] if quick else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"part {part} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _table(title, rows, cols):
+    print(f"\n{title}")
+    print(" | ".join(f"{c:>14s}" for c in cols))
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append(f"{v:14.4g}" if isinstance(v, float) else f"{str(v):>14s}")
+        print(" | ".join(cells))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", nargs="+", default=["eval", "iter", "optim", "batch", "c2f"])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(PARTS[args.child](args.quick)))
+        return
+    import jax
+
+    dev = jax.devices()[0]
+    device = f"{dev.platform}: {dev.device_kind}"
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    entry = results.get(device, {})
+    entry["machine"] = f"{device}, {__import__('os').cpu_count()} CPU cores" + (" (quick)" if args.quick else "")
+    entry["jax"] = jax.__version__
+    for part in args.parts:
+        t = time.perf_counter()
+        entry[part] = PARTS[part](args.quick) if part == "c2f" else _sub(part, args.quick)
+        print(f"[{part}: {time.perf_counter() - t:.0f} s]", flush=True)
+        results[device] = entry
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    e = entry
+    if "eval" in e:
+        _table("one loss+gradient evaluation (s)", e["eval"]["rows"],
+               ["model", "size", "padding", "jtex_s", "torch_s", "ratio_jtex_over_torch"])
+    if "iter" in e:
+        _table("seconds per iteration", e["iter"]["rows"], ["model", "size", "optimizer", "s_per_iter",
+                                                             "evals_per_iter"])
+    if "optim" in e:
+        _table(f"time to loss {e['optim']['target_loss']:.4g} ({e['optim']['size']}^2, Snelgrove)",
+               e["optim"]["rows"], ["optimizer", "iterations", "final_loss", "seconds", "seconds_to_target"])
+    if "batch" in e:
+        _table("batch", e["batch"]["rows"], ["batch", "seconds", "per_image_s", "per_image_vs_batch1"])
+    if "c2f" in e:
+        _table("coarse-to-fine", [e["c2f"]], ["size", "target_loss", "plain_seconds", "c2f_seconds_to_target",
+                                             "peak_mb_plain", "peak_mb_c2f"])
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
