@@ -100,7 +100,7 @@ class SynthConfig:
             bad(f"--layer-weights has {len(self.layer_weights)} values for {len(self.layers)} layers")
         choices = {
             "gram": (self.gram, stats.GRAM_NORMS),
-            "padding-mode": (self.padding, ("valid", "same", "reflect", "circular")),
+            "padding-mode": (self.padding, vgg.PADDINGS),
             "pooling": (self.pooling, vgg.POOLINGS),
             "join-mode": (self.join, stats.JOIN_MODES),
             "optimizer": (self.optimizer, optimize.METHODS),

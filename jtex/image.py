@@ -1,236 +1,802 @@
-"""Image files in and out: float32 RGB in [0, 1], (H, W, 3).
+"""Image I/O and small image utilities, with Pillow and numpy.
 
-Reading goes through Pillow for every format it knows (PNG, JPEG, WebP, TIFF,
-BMP, GIF -- first frame) and every mode (1, L, LA, P, RGB, RGBA, CMYK, YCbCr,
-I;16, I, F ...). 16-bit and float images keep their precision. Transparent
-pixels are composited over the image's mean colour (the alpha-weighted mean
-of its pixels), so they do not pull texture statistics towards black or white.
+Every image jtex works with is a float32 numpy array of shape (H, W, 3), RGB,
+with values in [0, 1]. This module converts files of any common format and
+Pillow mode to that one representation and back:
 
-Writing is atomic: a temporary file in the same folder, then ``os.replace``,
-so a crash never leaves a half-written image and an existing file survives a
-failed write.
+* :func:`load` reads PNG, JPEG, WebP, TIFF, BMP and GIF files in any mode,
+  keeping the full precision of 16-bit files;
+* :func:`save` writes 8- or 16-bit files atomically;
+* :func:`resize`, :func:`match_histogram` and :func:`contact_sheet` work on
+  arrays; :func:`save_animation` writes GIF, WebP or APNG animations;
+* :func:`expand_sources` turns command-line paths into a list of image files.
+
+Expected problems (a missing file, a truncated PNG, an unwritable directory)
+raise :class:`jtex.errors.JtexError` with a one-line message that names the
+path, the problem and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import re
 import struct
 import tempfile
+import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from jtex.errors import JtexError
 
+__all__ = [
+    "EXTENSIONS",
+    "contact_sheet",
+    "expand_sources",
+    "load",
+    "match_histogram",
+    "resize",
+    "save",
+    "save_animation",
+]
+
+#: File name extensions (lower case) that :func:`expand_sources` picks up from
+#: a directory.
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-Image.MAX_IMAGE_PIXELS = 1 << 30  # 32k x 32k; larger raises DecompressionBombError
+
+_FORMATS_HINT = "PNG, JPEG, WebP, TIFF, BMP or GIF"
+
+# Everything Pillow and the codecs it calls raise for unreadable or malformed
+# files. Some plugins raise SyntaxError or struct.error for corrupt headers,
+# so catching OSError alone is not enough.
+_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+
+# Pillow formats and save options for 8-bit output, by file extension.
+# JPEG at quality 95 with no chroma subsampling and lossless WebP: outputs
+# are textures whose fine detail is the point, so do not blur the colour.
+_SAVE_FORMATS = {
+    ".png": ("PNG", {}),
+    ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".webp": ("WEBP", {"lossless": True}),
+    ".tif": ("TIFF", {"compression": "tiff_deflate"}),
+    ".tiff": ("TIFF", {"compression": "tiff_deflate"}),
+    ".bmp": ("BMP", {}),
+}
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
-def _to_float_rgba(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Any Pillow mode -> (H, W, 3) float in [0, 1] and an optional (H, W) alpha."""
-    mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        a = np.asarray(im, dtype=np.uint16).astype(np.float32) / 65535.0
-        return np.repeat(a[..., None], 3, axis=2), None
-    if mode == "I":
-        a = np.asarray(im, dtype=np.int64).astype(np.float64)
-        # 16-bit PNGs open as mode I holding 0..65535; wider ranges are scaled to their maximum.
-        top = 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
-        a = np.clip(a / top, 0, 1).astype(np.float32)
-        return np.repeat(a[..., None], 3, axis=2), None
-    if mode == "F":
-        a = np.asarray(im, dtype=np.float32)
-        top = float(a.max(initial=0))
-        a = np.clip(a / top if top > 1 else a, 0, 1)
-        return np.repeat(a[..., None], 3, axis=2), None
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info)
-    if has_alpha:
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-        return rgba[..., :3], rgba[..., 3]
-    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0, None
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
 
 
-def _composite_on_mean(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    weight = alpha.sum()
-    mean = (rgb * alpha[..., None]).sum(axis=(0, 1)) / weight if weight > 0 else np.full(3, 0.5, np.float32)
-    return rgb * alpha[..., None] + mean * (1.0 - alpha[..., None])
+def load(
+    path: str | os.PathLike,
+    *,
+    width: int | None = None,
+    scale: float | None = None,
+) -> np.ndarray:
+    """Reads an image file as a float32 RGB array.
 
+    Reads PNG, JPEG, WebP, TIFF, BMP and GIF (the first frame of animations)
+    in any Pillow mode: greyscale (``1``, ``L``, ``I;16``, ``I``, ``F``),
+    palette, RGB, CMYK and YCbCr, with or without alpha. Greyscale images are
+    repeated over the three channels. 16-bit PNG and TIFF greyscale and 16-bit
+    PNG colour keep their full precision (they are not reduced to 8 bits).
+    Value scaling by mode: 8-bit modes divide by 255, 16-bit modes by 65535;
+    mode ``I`` (32-bit int) divides by 65535 when all values fit in 16 bits,
+    else is stretched from its minimum to its maximum; mode ``F`` (float) is
+    kept as is when within [0, 1], else stretched the same way.
 
-def load(path: str | os.PathLike, *, width: int | None = None, scale: float | None = None) -> np.ndarray:
-    """Read an image as float32 RGB in [0, 1], shape (H, W, 3).
+    Transparency (an alpha channel or a transparent palette or colour key) is
+    composited over the image's mean colour: the mean of the pixels weighted
+    by their alpha, so the mean of the opaque pixels. A texture's
+    transparent areas then hold its average colour rather than black or white
+    that would bias its statistics. An EXIF orientation tag is applied.
 
     Args:
-      path: PNG, JPEG, WebP, TIFF, BMP or GIF (first frame) in any Pillow mode.
-      width: resize to this width, keeping the aspect ratio (Lanczos).
-      scale: or resize by this factor.
+        path: The image file.
+        width: If given, resize (Lanczos) to this width in pixels, keeping
+            the aspect ratio.
+        scale: If given, resize (Lanczos) by this factor. Give at most one
+            of ``width`` and ``scale``.
 
-    Alpha is composited over the mean colour of the opaque pixels.
+    Returns:
+        float32 array of shape (H, W, 3), RGB, values in [0, 1].
 
     Raises:
-      JtexError: missing, empty, truncated or non-image file (one line, naming the path).
+        JtexError: The file is missing, is a directory, is empty, truncated,
+            not an image, too large, or ``width``/``scale`` is invalid.
     """
     path = Path(path)
-    if not path.exists():
-        raise JtexError(f"{path}: no such file")
-    if path.is_dir():
-        raise JtexError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise JtexError(f"{path}: file is empty")
+    shown = _show(path)
+    if width is not None and scale is not None:
+        raise JtexError(f"loading {shown}: give width or scale, not both; drop one of them")
+    _check_readable_file(path)
     try:
-        with Image.open(path) as im:
-            frame = next(ImageSequence.Iterator(im)) if getattr(im, "is_animated", False) else im
-            frame.load()
-            rgb, alpha = _to_float_rgba(frame)
-    except UnidentifiedImageError:
-        raise JtexError(f"{path}: not an image Pillow can read (PNG, JPEG, WebP, TIFF, BMP, GIF)") from None
-    except Image.DecompressionBombError:
-        raise JtexError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise JtexError(f"{path}: unreadable or truncated image ({e})") from None
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a float
+        # copy of such an image takes gigabytes, so treat it as an error too.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                rgb, alpha = _decode(im, path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise JtexError(f"{shown}: image too large ({_one_line(e)}); downscale it, e.g. to 2048 pixels wide") from e
+    except UnidentifiedImageError as e:
+        raise JtexError(f"{shown}: not an image Pillow can read; convert it to {_FORMATS_HINT}") from e
+    except _READ_ERRORS as e:
+        raise JtexError(f"{shown}: unreadable or truncated image ({_one_line(e)}); re-export or re-download it") from e
+
     if alpha is not None:
-        rgb = _composite_on_mean(rgb, alpha)
-    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
-    if width is not None or scale is not None:
-        rgb = resize(rgb, width=width, scale=scale)
+        rgb = _composite_over_mean(rgb, alpha)
+    rgb = np.clip(rgb, 0.0, 1.0).astype(np.float32, copy=False)
+    if width is not None:
+        rgb = resize(rgb, width=width)
+    elif scale is not None:
+        rgb = resize(rgb, scale=scale)
     return rgb
 
 
-def resize(img: np.ndarray, *, width: int | None = None, height: int | None = None,
-           scale: float | None = None) -> np.ndarray:
-    """Lanczos resize of float (H, W, 3) without 8-bit quantisation; keeps the aspect
-    ratio when only one of width/height is given."""
-    h, w = img.shape[:2]
-    if scale is not None:
-        width, height = max(1, round(w * scale)), max(1, round(h * scale))
-    elif width is not None and height is None:
-        height = max(1, round(h * width / w))
-    elif height is not None and width is None:
-        width = max(1, round(w * height / h))
-    if width is None or (width, height) == (w, h):
-        return img.astype(np.float32)
-    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c], np.float32), mode="F")
-                        .resize((int(width), int(height)), Image.Resampling.LANCZOS)) for c in range(img.shape[2])]
-    return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
-
-
-def _png16(rgb16: np.ndarray) -> bytes:
-    """A minimal 16-bit RGB PNG (Pillow cannot write 16-bit RGB)."""
-    h, w, _ = rgb16.shape
-    raw = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-
-
-def _atomic(path: Path, write):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def _check_readable_file(path: Path) -> None:
+    """Gives clear messages for the common mistakes before Pillow sees the path."""
+    shown = _show(path)
+    if not path.exists():
+        raise JtexError(f"{shown}: no such file; check the path and its spelling")
+    if path.is_dir():
+        raise JtexError(f"{shown}: is a folder, not an image; pass an image file inside it")
     try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        size = path.stat().st_size
+    except OSError as e:
+        raise JtexError(f"{shown}: cannot read it ({_one_line(e)}); check its permissions") from e
+    if size == 0:
+        raise JtexError(f"{shown}: file is empty (0 bytes); re-export or re-download it")
+
+
+def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decodes an opened image to float RGB (H, W, 3) and alpha (H, W) or None."""
+    # Read the 16-bit samples first: for PNGs, getexif() loads the image,
+    # which consumes the tile information that _read_png16_colour needs.
+    samples = _read_png16_colour(im, path)
+    orientation = _exif_orientation(im)
+    if samples is not None:
+        pixels = samples.astype(np.float32) / 65535.0
+        rgb, alpha = _split_channels(pixels)
+    else:
+        rgb, alpha = _pil_to_float(im)
+    rgb = _orient(rgb, orientation)
+    if alpha is not None:
+        alpha = _orient(alpha, orientation)
+    return rgb, alpha
+
+
+def _pil_to_float(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Converts a Pillow image of any mode to float RGB and optional alpha."""
+    mode = im.mode
+    trns = im.info.get("transparency")
+
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        # Pillow's own conversions of these modes to RGB clip to 8 bits or
+        # wrap around, so scale the raw values here.
+        raw = np.asarray(im)
+        values = _scale_wide_greyscale(raw, mode)
+        alpha = None
+        if trns is not None and mode != "F":
+            # A PNG tRNS colour key: pixels equal to this value are transparent.
+            alpha = (raw != trns).astype(np.float32)
+        return np.repeat(values[..., None], 3, axis=-1), alpha
+
+    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or trns is not None
+    # Pillow resolves palettes, colour keys, premultiplied alpha, CMYK and
+    # YCbCr correctly in convert(); everything else here is 8 bits per sample.
+    target = "RGBA" if has_alpha else "RGB"
+    if mode == "La":
+        im = im.convert("LA")  # Pillow cannot convert premultiplied La directly
+    if im.mode != target:
+        im = im.convert(target)
+    pixels = np.asarray(im, dtype=np.float32) / 255.0
+    return _split_channels(pixels)
+
+
+def _scale_wide_greyscale(raw: np.ndarray, mode: str) -> np.ndarray:
+    """Maps 16-bit, 32-bit int or float greyscale samples to [0, 1]."""
+    values = raw.astype(np.float64)
+    if mode in _SIXTEEN_BIT_MODES:
+        return (values / 65535.0).astype(np.float32)
+    values[~np.isfinite(values)] = 0.0
+    low, high = values.min(), values.max()
+    if mode == "I" and low >= 0 and high <= 65535:
+        # Pillow gives many 16-bit files (TIFF, older Pillow's PNG) as mode I.
+        return (values / 65535.0).astype(np.float32)
+    if mode == "F" and low >= 0 and high <= 1:
+        return values.astype(np.float32)
+    # No standard white level: stretch the image's own range.
+    if high > low:
+        values = (values - low) / (high - low)
+    else:
+        values = np.zeros_like(values)
+    return values.astype(np.float32)
+
+
+def _split_channels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Splits float (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) into RGB and alpha."""
+    if pixels.ndim == 2:
+        return np.repeat(pixels[..., None], 3, axis=-1), None
+    channels = pixels.shape[-1]
+    if channels == 1:
+        return np.repeat(pixels, 3, axis=-1), None
+    if channels == 2:
+        return np.repeat(pixels[..., :1], 3, axis=-1), pixels[..., 1]
+    if channels == 3:
+        return pixels, None
+    return pixels[..., :3], pixels[..., 3]
+
+
+def _composite_over_mean(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composites RGB (H, W, 3) with alpha (H, W) over its alpha-weighted mean colour."""
+    if alpha.min() >= 1.0:
+        return rgb
+    a = alpha.astype(np.float64)[..., None]
+    total = a.sum()
+    if total > 0:
+        mean = (rgb * a).sum(axis=(0, 1)) / total
+    else:
+        mean = rgb.reshape(-1, 3).mean(axis=0)  # fully transparent: plain mean
+    return (rgb * a + mean * (1.0 - a)).astype(np.float32)
+
+
+def _read_png16_colour(im: Image.Image, path: Path) -> np.ndarray | None:
+    """Reads the exact samples of a 16-bit colour PNG, or returns None for others.
+
+    Pillow has no 16-bit RGB mode: for 16-bit RGB, RGBA and grey+alpha PNGs it
+    unpacks each sample to its high byte. Its decoder (zlib and the PNG row
+    filters, interlacing included) is still exact; only the final unpacker
+    drops bits. So decode the same data again with unpackers that keep the
+    other byte, and reassemble:
+
+    * RGB / RGBA: the little-endian unpacker ("RGB;16L") keeps the second
+      byte of each sample, which in PNG's big-endian data is the low byte.
+    * grey+alpha (4 bytes per pixel): the plain 8-bit "RGBA" unpacker passes
+      all four bytes through unchanged.
+
+    16-bit greyscale PNGs need none of this: Pillow reads them as mode I;16.
+    """
+    if im.format != "PNG" or len(im.tile) != 1 or not isinstance(im.tile[0].args, str):
+        return None
+    rawmode = im.tile[0].args
+    if rawmode in ("RGB;16B", "RGBA;16B"):
+        high = _decode_with_rawmode(im, path, rawmode).astype(np.uint16)
+        low = _decode_with_rawmode(im, path, rawmode[:-1] + "L").astype(np.uint16)
+        samples = (high << 8) | low
+        if rawmode == "RGB;16B":
+            samples = samples[..., :3]  # Pillow pads RGB images to 4 bytes
+        return _apply_colour_key(samples, im.info.get("transparency"))
+    if rawmode == "LA;16B" and im.mode == "RGBA":
+        raw = _decode_with_rawmode(im, path, "RGBA").astype(np.uint16)
+        grey = (raw[..., 0] << 8) | raw[..., 1]
+        alpha = (raw[..., 2] << 8) | raw[..., 3]
+        return np.stack([grey, grey, grey, alpha], axis=-1)
+    return None
+
+
+def _decode_with_rawmode(im: Image.Image, path: Path, rawmode: str) -> np.ndarray:
+    """Decodes the image in ``path`` (like ``im``) with another unpacker."""
+    with Image.open(path) as again:
+        again.tile = [tile._replace(args=rawmode) for tile in im.tile]
+        again.load()
+        return np.asarray(again)
+
+
+def _apply_colour_key(samples: np.ndarray, trns: object) -> np.ndarray:
+    """Adds an alpha channel from a PNG tRNS colour key to 16-bit RGB samples."""
+    if samples.shape[-1] != 3 or not isinstance(trns, tuple):
+        return samples
+    alpha = np.where(np.all(samples == np.asarray(trns, np.uint16), axis=-1), 0, 65535)
+    return np.concatenate([samples, alpha[..., None].astype(np.uint16)], axis=-1)
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    """Returns the EXIF orientation (1 to 8), 1 when absent or unreadable."""
+    try:
+        orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # a broken EXIF block must not make the image unreadable
+        return 1
+    return orientation if orientation in range(1, 9) else 1
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Applies an EXIF orientation to (H, W, ...) pixels, like ImageOps.exif_transpose."""
+    swapped = np.swapaxes(pixels, 0, 1)
+    oriented = {
+        1: pixels,
+        2: pixels[:, ::-1],  # mirrored left-right
+        3: pixels[::-1, ::-1],  # rotated 180
+        4: pixels[::-1],  # mirrored top-bottom
+        5: swapped,  # transposed
+        6: swapped[:, ::-1],  # rotated 90 clockwise
+        7: swapped[::-1, ::-1],  # transversed
+        8: swapped[::-1],  # rotated 90 counter-clockwise
+    }[orientation]
+    return np.ascontiguousarray(oriented)
+
+
+# --------------------------------------------------------------------------
+# Resizing
+# --------------------------------------------------------------------------
+
+
+def resize(
+    image: np.ndarray,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    scale: float | None = None,
+) -> np.ndarray:
+    """Resizes an image with Lanczos resampling, in float.
+
+    Each channel is resampled as a Pillow mode ``F`` (32-bit float) image, so
+    there is no 8-bit quantisation. Give ``width`` and/or ``height`` (one
+    alone keeps the aspect ratio), or ``scale``.
+
+    Args:
+        image: float array (H, W, C) or (H, W), values in [0, 1].
+        width: Output width in pixels.
+        height: Output height in pixels.
+        scale: Factor for both sides; sizes are rounded, at least 1 pixel.
+
+    Returns:
+        float32 array (new_H, new_W, C) or (new_H, new_W), clipped to [0, 1]
+        (Lanczos rings slightly outside the input range at sharp edges).
+
+    Raises:
+        JtexError: No size given, ``scale`` given with a width or height, or a
+            size or factor that is not positive.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"resize expects an (H, W) or (H, W, C) array, got shape {image.shape}")
+    old_h, old_w = image.shape[:2]
+    new_h, new_w = _target_size(old_h, old_w, width=width, height=height, scale=scale)
+    if (new_h, new_w) == (old_h, old_w):
+        return np.clip(image, 0.0, 1.0)
+    channels = image[..., None] if image.ndim == 2 else image
+    resized = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(channels[..., c])).resize((new_w, new_h), Image.Resampling.LANCZOS)
+        )
+        for c in range(channels.shape[-1])
+    ]
+    out = np.clip(np.stack(resized, axis=-1), 0.0, 1.0).astype(np.float32, copy=False)
+    return out[..., 0] if image.ndim == 2 else out
+
+
+def _target_size(
+    old_h: int, old_w: int, *, width: int | None, height: int | None, scale: float | None
+) -> tuple[int, int]:
+    """Works out (height, width) from the resize arguments."""
+    if scale is not None:
+        if width is not None or height is not None:
+            raise JtexError("resize: give scale or width/height, not both; drop one of them")
+        if not scale > 0 or not math.isfinite(scale):
+            raise JtexError(f"resize: scale must be a positive number, got {scale}")
+        return max(1, round(old_h * scale)), max(1, round(old_w * scale))
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and (int(value) != value or value < 1):
+            raise JtexError(f"resize: {name} must be a positive whole number, got {value}")
+    if width is None and height is None:
+        raise JtexError("resize: give a width, a height or a scale")
+    if height is None:
+        height = max(1, round(old_h * width / old_w))
+    if width is None:
+        width = max(1, round(old_w * height / old_h))
+    return int(height), int(width)
+
+
+# --------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------
+
+
+def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
+    """Writes an image file atomically.
+
+    The file is written to a temporary file in the same directory and then
+    renamed over ``path``, so readers never see a half-written image and, if
+    writing fails, an existing file at ``path`` is left untouched. Missing
+    parent directories are created.
+
+    Args:
+        path: Output file. With ``bits=8`` the extension picks the format:
+            .png, .jpg/.jpeg (quality 95), .webp (lossless), .tif/.tiff, .bmp.
+            With ``bits=16`` it must be .png.
+        image: float array (H, W, 3) RGB or (H, W) / (H, W, 1) greyscale;
+            values are clipped to [0, 1] (NaN becomes 0).
+        bits: 8 or 16 bits per sample.
+
+    Returns:
+        The path written, as a Path.
+
+    Raises:
+        JtexError: Unsupported extension or bit depth, or the file cannot be
+            written (permissions, full disk).
+    """
+    path = Path(path)
+    shown = _show(path)
+    suffix = path.suffix.lower()
+    if bits not in (8, 16):
+        raise JtexError(f"cannot save {shown}: bits must be 8 or 16, got {bits}")
+    if bits == 16 and suffix != ".png":
+        raise JtexError(f"cannot save {shown} with 16 bits: only PNG supports it; use a .png name")
+    if suffix not in _SAVE_FORMATS:
+        raise JtexError(
+            f"cannot save {shown}: unknown image extension {path.suffix!r}; "
+            f"use one of {', '.join(sorted(_SAVE_FORMATS))}"
+        )
+    pixels = _to_unit(image, allow_grey=True)
+
+    if bits == 16:
+        data = _encode_png16(np.round(pixels * 65535.0).astype(np.uint16))
+        _atomic_write(path, lambda f: f.write(data))
+    else:
+        pil = Image.fromarray(np.round(pixels * 255.0).astype(np.uint8))
+        fmt, options = _SAVE_FORMATS[suffix]
+        _atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
     return path
 
 
-def save(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8) -> Path:
-    """Write (H, W, 3) or (H, W) floats in [0, 1] (clipped) as an 8- or 16-bit PNG, atomically."""
-    path = Path(path)
-    a = np.clip(np.nan_to_num(np.asarray(img, np.float32)), 0.0, 1.0)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if bits == 16:
-        q = np.round(a * 65535).astype(np.uint16)
-        if q.ndim == 2:
-            return _atomic(path, lambda t: Image.fromarray(q).save(t, format="PNG"))  # uint16 -> I;16
-        data = _png16(q)
-        return _atomic(path, lambda t: Path(t).write_bytes(data))
-    if bits != 8:
-        raise ValueError(f"bits must be 8 or 16, got {bits}")
-    q = np.round(a * 255).astype(np.uint8)
-    return _atomic(path, lambda t: Image.fromarray(q).save(t, format="PNG"))
+def _to_unit(image: np.ndarray, *, allow_grey: bool) -> np.ndarray:
+    """Validates an image array and returns it as float64 in [0, 1]."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 2 and allow_grey:
+        pass
+    elif pixels.ndim != 3 or pixels.shape[-1] != 3:
+        raise ValueError(f"expected an (H, W, 3) image array, got shape {np.shape(image)}")
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise ValueError(f"expected a non-empty image array, got shape {np.shape(image)}")
+    return np.clip(np.nan_to_num(pixels, nan=0.0), 0.0, 1.0)
 
 
-def expand_sources(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files stay; a folder becomes its image files (by extension, sorted, not recursive)."""
-    out = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in EXTENSIONS)
-            if not found:
-                raise JtexError(f"{p}: folder holds no images ({', '.join(EXTENSIONS)})")
-            out += found
-        elif p.exists():
-            out.append(p)
-        else:
-            raise JtexError(f"{p}: no such file or folder")
-    return out
+def _encode_png16(samples: np.ndarray) -> bytes:
+    """Encodes uint16 samples as a 16-bit PNG file.
 
+    Pillow can write 16-bit greyscale but not 16-bit colour PNGs, so write the
+    file here: an IHDR, one zlib-compressed IDAT and an IEND chunk. Rows use
+    the "Up" filter (byte-wise difference to the row above), which is cheap
+    to compute with numpy and compresses smooth images well.
 
-def match_histogram(img: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Give each colour channel of ``img`` the value distribution of ``reference``.
+    Args:
+        samples: uint16 array (H, W) grey, or (H, W, C) with C = 1 grey,
+            2 grey+alpha, 3 RGB or 4 RGBA.
 
-    Rank-based (exact when sizes agree; quantiles interpolated otherwise), as
-    the post-processing of Gatys' DeepTextures notebook.
+    Returns:
+        The PNG file's bytes.
     """
-    out = np.empty_like(img, dtype=np.float32)
-    for c in range(img.shape[-1]):
-        src = img[..., c].ravel()
-        ref = np.sort(reference[..., c].ravel())
-        ranks = np.empty(src.size, np.int64)
-        ranks[np.argsort(src, kind="stable")] = np.arange(src.size)
-        if ref.size == src.size:
-            vals = ref[ranks]
+    if samples.ndim == 2:
+        samples = samples[..., None]
+    height, width, channels = samples.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    # PNG stores 16-bit samples big-endian.
+    rows = np.ascontiguousarray(samples, dtype=">u2").view(np.uint8).reshape(height, -1)
+    above = np.zeros_like(rows)
+    above[1:] = rows[:-1]
+    filtered = rows - above  # uint8 arithmetic wraps modulo 256, as PNG specifies
+    up_filter = np.full((height, 1), 2, dtype=np.uint8)
+    idat = zlib.compress(np.hstack([up_filter, filtered]).tobytes(), 6)
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", ihdr),
+            _png_chunk(b"IDAT", idat),
+            _png_chunk(b"IEND", b""),
+        ]
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC-32 of type and data."""
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Calls ``write`` on a temp file next to ``path``, then renames it to ``path``.
+
+    os.replace within one directory is atomic on POSIX and Windows, so
+    ``path`` holds either its old content or the complete new file. On any
+    failure the temp file is removed and ``path`` is left alone.
+    """
+    shown = _show(path)
+    if path.is_dir():
+        raise JtexError(f"cannot write {shown}: it is a directory; give a file name inside it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise JtexError(
+            f"cannot create the directory for {shown}: {_one_line(e)}; check permissions or choose another output path"
+        ) from e
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise JtexError(f"cannot write {shown}: {_one_line(e)}; check the directory's permissions") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data must be on disk before the rename is
+        # mkstemp creates the file private (0600); give it normal permissions.
+        os.chmod(tmp, _new_file_mode(path))
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise JtexError(f"cannot write {shown}: {_one_line(e)}; check free disk space and permissions") from e
+        raise
+
+
+def _new_file_mode(path: Path) -> int:
+    """Permissions for a written file: the old file's, else 0666 less the umask."""
+    with contextlib.suppress(OSError):
+        return path.stat().st_mode & 0o777
+    # The umask can only be read by setting it; set it straight back.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], *, fps: float = 12) -> Path:
+    """Writes frames as a looping animation, atomically like :func:`save`.
+
+    The extension picks the format:
+
+    * ``.gif``: one adaptive 256-colour palette (median cut) computed from
+      all frames together, no dithering: per-frame palettes and dither
+      patterns change from frame to frame and make flat areas flicker. GIF
+      stores delays in hundredths of a second, and Pillow merges identical
+      consecutive frames into one longer frame.
+    * ``.webp``: lossless animated WebP.
+    * ``.png``: animated PNG (APNG), lossless 8-bit.
+
+    All loop forever (loop=0).
+
+    Args:
+        path: Output file ending in .gif, .webp or .png.
+        frames: Sequence of N float arrays (H, W, 3) or (H, W), all the same
+            size, values clipped to [0, 1].
+        fps: Frames per second; each frame shows for 1000 / fps ms.
+
+    Returns:
+        The path written, as a Path.
+
+    Raises:
+        JtexError: Unsupported extension, no frames, a bad fps, or the file
+            cannot be written.
+    """
+    path = Path(path)
+    shown = _show(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".webp", ".png"):
+        raise JtexError(
+            f"cannot save animation {shown}: unknown extension {path.suffix!r}; use .gif, .webp or .png (APNG)"
+        )
+    if len(frames) == 0:
+        raise JtexError(f"cannot save animation {shown}: there are no frames to write")
+    if not fps > 0 or not math.isfinite(fps):
+        raise JtexError(f"cannot save animation {shown}: fps must be positive, got {fps}")
+
+    images = []
+    for frame in frames:
+        pixels = _to_unit(frame, allow_grey=True)
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[..., None], 3, axis=-1)
+        images.append(Image.fromarray(np.round(pixels * 255.0).astype(np.uint8)))
+    if len({im.size for im in images}) > 1:
+        sizes = sorted({im.size for im in images})
+        raise ValueError(f"animation frames differ in size (width, height): {sizes}")
+
+    duration = 1000.0 / fps
+    if suffix == ".gif":
+        images = _quantize_shared(images)
+        fmt, options = "GIF", {"duration": round(duration)}
+    elif suffix == ".webp":
+        fmt, options = "WEBP", {"duration": round(duration), "lossless": True}
+    else:
+        fmt, options = "PNG", {"duration": duration}
+
+    first, rest = images[0], images[1:]
+    _atomic_write(
+        path,
+        lambda f: first.save(f, format=fmt, save_all=True, append_images=rest, loop=0, **options),
+    )
+    return path
+
+
+def _quantize_shared(images: list[Image.Image]) -> list[Image.Image]:
+    """Quantises RGB frames to one 256-colour palette built from all of them."""
+    # Build the palette from a strip of (subsampled) frames, so colours that
+    # only appear late in the animation get palette entries too.
+    step = max(1, math.ceil(math.sqrt(len(images) * images[0].width * images[0].height / 1_000_000)))
+    strip = np.concatenate([np.asarray(im)[::step, ::step] for im in images], axis=0)
+    palette = Image.fromarray(strip).quantize(256, method=Image.Quantize.MEDIANCUT)
+    return [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
+
+
+# --------------------------------------------------------------------------
+# Sources, histogram matching, contact sheets
+# --------------------------------------------------------------------------
+
+
+def expand_sources(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expands files and directories into a list of image files.
+
+    Args:
+        paths: One path or several. A file is kept as given (whatever its
+            extension; :func:`load` checks it). A directory contributes its
+            image files (extensions in :data:`EXTENSIONS`, any case),
+            sorted by name, not recursing into subdirectories and skipping
+            hidden files (such as macOS ``._name.png`` metadata files).
+
+    Returns:
+        The image files, in the order given, directories expanded in place.
+
+    Raises:
+        JtexError: A path does not exist, a directory holds no image files,
+            or no paths were given.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: list[Path] = []
+    for path in map(Path, paths):
+        shown = _show(path)
+        if path.is_dir():
+            found = sorted(
+                (
+                    child
+                    for child in path.iterdir()
+                    if child.suffix.lower() in EXTENSIONS and not child.name.startswith(".") and child.is_file()
+                ),
+                key=lambda child: child.name,
+            )
+            if not found:
+                raise JtexError(
+                    f"{shown}: folder holds no images ({', '.join(EXTENSIONS)}); add some or pass image files directly"
+                )
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
         else:
-            q = (ranks + 0.5) / src.size
-            vals = np.interp(q, (np.arange(ref.size) + 0.5) / ref.size, ref)
-        out[..., c] = vals.reshape(img.shape[:-1])
-    return out
+            raise JtexError(f"{shown}: no such file or folder; check the path and its spelling")
+    if not files:
+        raise JtexError("no image sources given; pass at least one image file or directory")
+    return files
 
 
-def contact_sheet(images: Sequence[np.ndarray], *, exemplar: np.ndarray | None = None, columns: int | None = None,
-                  pad: int = 4, background: float = 1.0) -> np.ndarray:
-    """Tile images (exemplar first, if given) into one (H, W, 3) grid."""
-    tiles = ([exemplar] if exemplar is not None else []) + list(images)
-    n = len(tiles)
-    cols = columns or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    th = max(t.shape[0] for t in tiles)
-    tw = max(t.shape[1] for t in tiles)
-    sheet = np.full((rows * th + (rows + 1) * pad, cols * tw + (cols + 1) * pad, 3), background, np.float32)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, cols)
-        y, x = pad + r * (th + pad), pad + c * (tw + pad)
-        sheet[y:y + t.shape[0], x:x + t.shape[1]] = t[..., :3]
+def match_histogram(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Gives each colour channel of ``image`` exactly the histogram of ``reference``.
+
+    Rank-based: the k-th smallest value of a channel of ``image`` becomes the
+    k-th smallest value of that channel of ``reference`` (like
+    ``skimage.exposure.match_histograms``). When the images differ in size,
+    the reference's sorted values are linearly interpolated at the matching
+    quantiles. Ties in ``image`` are broken by pixel order, so with equal
+    sizes the output holds exactly the reference's values, each once.
+
+    Gatys et al. use this as a post-process after texture synthesis
+    (``histogram_matching`` in DeepImageSynthesis/Misc.py of
+    github.com/leongatys/DeepTextures); they invert a 100-bin histogram of
+    the reference, this is the exact, binless version.
+
+    Args:
+        image: float array (H, W, C) or (H, W).
+        reference: float array (H2, W2, C) or (H2, W2), same number of
+            channels; the size may differ.
+
+    Returns:
+        float32 array shaped like ``image``, non-decreasing in ``image``
+        within each channel.
+    """
+    image = np.asarray(image)
+    reference = np.asarray(reference)
+    if image.ndim != reference.ndim or image.shape[2:] != reference.shape[2:]:
+        raise ValueError(
+            f"match_histogram needs the same number of channels, got shapes {image.shape} and {reference.shape}"
+        )
+    channels = 1 if image.ndim == 2 else image.shape[-1]
+    source = image.reshape(-1, channels)
+    targets = np.sort(reference.reshape(-1, channels).astype(np.float32), axis=0)
+    n, m = len(source), len(targets)
+    if n == m:
+        values = targets
+    else:
+        # Sample the reference's quantile function at the centre of each
+        # source rank's interval, so both ends map symmetrically.
+        positions = (np.arange(n) + 0.5) * (m / n) - 0.5
+        grid = np.arange(m)
+        values = np.stack([np.interp(positions, grid, targets[:, c]) for c in range(channels)], axis=-1)
+    order = np.argsort(source, axis=0, kind="stable")
+    out = np.empty((n, channels), dtype=np.float32)
+    np.put_along_axis(out, order, values.astype(np.float32), axis=0)
+    return out.reshape(image.shape)
+
+
+def contact_sheet(
+    images: Sequence[np.ndarray],
+    *,
+    exemplar: np.ndarray | None = None,
+    columns: int | None = None,
+    pad: int = 4,
+    background: float | Sequence[float] = 1.0,
+) -> np.ndarray:
+    """Tiles images into one grid image, e.g. an exemplar and its syntheses.
+
+    Every cell is as large as the largest image; smaller images are centred
+    in their cell. Cells are separated, and surrounded, by ``pad`` pixels of
+    ``background``.
+
+    Args:
+        images: Sequence of float arrays (H_i, W_i, 3) or (H_i, W_i), sizes
+            may differ.
+        exemplar: Optional image placed first (top left).
+        columns: Cells per row; default ceil(sqrt(number of images)).
+        pad: Gap in pixels between and around cells.
+        background: Grey level, or an RGB triple, in [0, 1] for the gaps.
+
+    Returns:
+        float32 array (rows * (cell_H + pad) + pad,
+        columns * (cell_W + pad) + pad, 3), values in [0, 1].
+    """
+    tiles = ([] if exemplar is None else [exemplar]) + list(images)
+    if not tiles:
+        raise ValueError("contact_sheet needs at least one image")
+    if pad < 0:
+        raise ValueError(f"contact_sheet pad must be >= 0, got {pad}")
+    tiles = [_to_unit(tile, allow_grey=True) for tile in tiles]
+    tiles = [t if t.ndim == 3 else np.repeat(t[..., None], 3, axis=-1) for t in tiles]
+
+    count = len(tiles)
+    if columns is None:
+        columns = math.ceil(math.sqrt(count))
+    if columns < 1:
+        raise ValueError(f"contact_sheet columns must be >= 1, got {columns}")
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    cell_h = max(t.shape[0] for t in tiles)
+    cell_w = max(t.shape[1] for t in tiles)
+
+    shape = (pad + rows * (cell_h + pad), pad + columns * (cell_w + pad), 3)
+    sheet = np.empty(shape, dtype=np.float32)
+    sheet[...] = np.clip(np.asarray(background, dtype=np.float32), 0.0, 1.0)
+    for index, tile in enumerate(tiles):
+        row, col = divmod(index, columns)
+        h, w = tile.shape[:2]
+        top = pad + row * (cell_h + pad) + (cell_h - h) // 2
+        left = pad + col * (cell_w + pad) + (cell_w - w) // 2
+        sheet[top : top + h, left : left + w] = tile
     return sheet
 
 
-def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], *, fps: float = 12.0) -> Path:
-    """Looping animation (.gif, .webp lossless, or .png = APNG), written atomically."""
-    path = Path(path)
-    ims = [Image.fromarray(np.round(np.clip(f, 0, 1) * 255).astype(np.uint8)) for f in frames]
-    duration = int(round(1000 / fps))
-    suffix = path.suffix.lower()
-    if suffix == ".gif":
-        # One adaptive palette for all frames keeps colours from flickering.
-        palette = ims[0].quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-        ims = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in ims]
-        opts = dict(format="GIF", disposal=1)
-    elif suffix == ".webp":
-        opts = dict(format="WEBP", lossless=True)
-    elif suffix == ".png":
-        opts = dict(format="PNG")
-    else:
-        raise JtexError(f"{path}: animations are .gif, .webp or .png (APNG)")
-    return _atomic(path, lambda t: ims[0].save(t, save_all=True, append_images=ims[1:], duration=duration,
-                                               loop=0, **opts))
+# --------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line (the CLI prints messages as one line)."""
+    text = re.sub(r"\s+", " ", str(error)).strip()
+    return text or type(error).__name__
+
+
+def _show(path: Path) -> str:
+    """A path for a one-line message; quoted if it holds control characters."""
+    text = str(path)
+    return repr(text) if any(ord(ch) < 32 for ch in text) else text

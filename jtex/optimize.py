@@ -135,31 +135,20 @@ class LbfgsState(NamedTuple):
     done: Any
 
 
-class AdamState(NamedTuple):
+class WrappedState(NamedTuple):
+    """A library optimiser's state (optax Adam, optax.lbfgs, jaxopt.LBFGS) with our bookkeeping."""
+
     x: Any
-    f: Any
+    f: Any  # loss at the last evaluation
     opt: Any
-    k: Any
+    k: Any  # iterations
     evals: Any
     done: Any
 
-
-class OptaxLbfgsState(NamedTuple):
-    x: Any
-    f: Any
-    opt: Any
-    k: Any
-    evals: Any
-    done: Any
-
-
-class JaxoptState(NamedTuple):
-    x: Any
-    f: Any
-    opt: Any
-    k: Any
-    evals: Any
-    done: Any
+    @classmethod
+    def start(cls, x, opt):
+        zero = jnp.zeros((), jnp.int32)
+        return cls(x, jnp.asarray(jnp.inf, jnp.float32), opt, zero, zero, jnp.zeros((), bool))
 
 
 def _ftol_done(prev, value, tol):
@@ -225,14 +214,13 @@ def _adam_method(fun, lr) -> _Method:
     opt = optax.adam(lr)
 
     def init(x, batched, shared):
-        return AdamState(x, jnp.asarray(jnp.inf, jnp.float32), opt.init(x), jnp.zeros((), jnp.int32),
-                         jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+        return WrappedState.start(x, opt.init(x))
 
     def step(s, batched, shared, until):
         active = ~s.done & (s.k < until)
         f, g = jax.value_and_grad(fun)(s.x, batched, shared)
         updates, opt_state = opt.update(g, s.opt, s.x)
-        new = AdamState(optax.apply_updates(s.x, updates), f, opt_state, s.k + 1, s.evals + 1, ~jnp.isfinite(f))
+        new = WrappedState(optax.apply_updates(s.x, updates), f, opt_state, s.k + 1, s.evals + 1, ~jnp.isfinite(f))
         return _where(active, new, s)
 
     return _Method(init, step)
@@ -242,8 +230,7 @@ def _optax_lbfgs_method(fun, tol) -> _Method:
     opt = optax.lbfgs(memory_size=10)  # optax's default zoom (strong Wolfe) line search
 
     def init(x, batched, shared):
-        return OptaxLbfgsState(x, jnp.asarray(jnp.inf, jnp.float32), opt.init(x), jnp.zeros((), jnp.int32),
-                               jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+        return WrappedState.start(x, opt.init(x))
 
     def step(s, batched, shared, until):
         active = ~s.done & (s.k < until)
@@ -252,7 +239,7 @@ def _optax_lbfgs_method(fun, tol) -> _Method:
         updates, opt_state = opt.update(g, s.opt, s.x, value=f, grad=g, value_fn=f_of)
         n = optax.tree.get(opt_state, "num_linesearch_steps")
         done = _ftol_done(s.f, f, tol) | ~jnp.isfinite(f)
-        new = OptaxLbfgsState(optax.apply_updates(s.x, updates), f, opt_state, s.k + 1, s.evals + n, done)
+        new = WrappedState(optax.apply_updates(s.x, updates), f, opt_state, s.k + 1, s.evals + n, done)
         return _where(active, new, s)
 
     return _Method(init, step)
@@ -270,15 +257,13 @@ def _jaxopt_method(fun, tol) -> _Method:
         return jaxopt.LBFGS(fun=lambda x: fun(x, batched, shared), maxiter=1 << 30, tol=0.0, history_size=10)
 
     def init(x, batched, shared):
-        st = solver(batched, shared).init_state(x)
-        return JaxoptState(x, jnp.asarray(jnp.inf, jnp.float32), st, jnp.zeros((), jnp.int32),
-                           jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+        return WrappedState.start(x, solver(batched, shared).init_state(x))
 
     def step(s, batched, shared, until):
         active = ~s.done & (s.k < until)
         x, st = solver(batched, shared).update(s.x, s.opt)
         done = _ftol_done(s.f, st.value, tol) | ~jnp.isfinite(st.value)
-        new = JaxoptState(x, st.value, st, s.k + 1, st.num_fun_eval.astype(jnp.int32), done)
+        new = WrappedState(x, st.value, st, s.k + 1, st.num_fun_eval.astype(jnp.int32), done)
         return _where(active, new, s)
 
     return _Method(init, step)

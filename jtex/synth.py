@@ -103,7 +103,7 @@ def texture_loss(x, targets, params, spec: Spec):
 def min_side(spec: Spec, octaves: int | None = None) -> int:
     """Smallest square side for which the deepest layer exists at the coarsest octave."""
     octaves = spec.octaves if octaves is None else octaves
-    deepest = max(spec.layers, key=vgg.layer_sequence("vgg19").index)
+    deepest = vgg.deepest(spec.layers)
     for n in range(1, 1 << 16):
         h, _ = pyramid.level_sizes(n, n, octaves, spec.pyr_padding)[-1]
         if h >= 1 and vgg.output_size(h, h, deepest, spec.vgg_padding)[0] >= 1:
@@ -114,9 +114,8 @@ def min_side(spec: Spec, octaves: int | None = None) -> int:
 def _check_size(what: str, h: int, w: int, spec: Spec, octaves: int, fix: str):
     need = min_side(spec, octaves)
     if min(h, w) < need:
-        deepest = max(spec.layers, key=vgg.layer_sequence("vgg19").index)
         raise JtexError(
-            f"{what} is {w}x{h} px, but {octaves} octave(s) with layer {deepest} and "
+            f"{what} is {w}x{h} px, but {octaves} octave(s) with layer {vgg.deepest(spec.layers)} and "
             f"'{spec.vgg_padding}' padding need at least {need} px per side; {fix}"
         )
 
@@ -124,13 +123,13 @@ def _check_size(what: str, h: int, w: int, spec: Spec, octaves: int, fix: str):
 def estimate_bytes(h: int, w: int, n_images: int, spec: Spec) -> int:
     """Rough peak memory of one loss+gradient evaluation (activations kept for backprop)."""
     seq = vgg.layer_sequence("vgg19")
-    deepest = seq.index(max(spec.layers, key=seq.index))
+    deepest = seq.index(vgg.deepest(spec.layers))
     channels = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
     total = 0
     for lh, lw in pyramid.level_sizes(h, w, spec.octaves, spec.pyr_padding):
         for name in seq[: deepest + 1]:
             oh, ow = vgg.output_size(lh, lw, name, spec.vgg_padding)
-            total += max(oh, 0) * max(ow, 0) * channels[name[4] if name.startswith("pool") else name[4]]
+            total += max(oh, 0) * max(ow, 0) * channels[name[4]]  # block digit: conv3_1, relu3_1, pool3
     # conv + relu outputs and their cotangents, float32, plus XLA temporaries.
     return int(total * 4 * 4 * n_images + 150e6)
 
@@ -161,7 +160,15 @@ def compute_targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, sepa
     Joined across sources (``cfg.join``) unless ``separate``; times ``cfg.mul``.
     """
     spec = exemplar_spec(cfg)
-    per_source = [_exemplar_grams(params, jnp.asarray(s)[None], spec) for s in sources]
+    # Sources of one size go through the network together, as one batch.
+    by_shape: dict[tuple, list[int]] = {}
+    for i, s in enumerate(sources):
+        by_shape.setdefault(s.shape, []).append(i)
+    per_source: list = [None] * len(sources)
+    for idx in by_shape.values():
+        g = _exemplar_grams(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
+        for j, i in enumerate(idx):
+            per_source[i] = [[t[j:j + 1] for t in row] for row in g]
     targets = []
     for o in range(spec.octaves):
         row = []
@@ -250,7 +257,7 @@ def prepare(cfg: SynthConfig):
                     "ask for a larger output, fewer --octaves or --padding-mode same")
     if cfg.tile:
         seq = vgg.layer_sequence("vgg19")
-        pools = sum(1 for n in seq[: seq.index(max(out.layers, key=seq.index)) + 1] if n.startswith("pool"))
+        pools = sum(1 for n in seq[: seq.index(vgg.deepest(out.layers)) + 1] if n.startswith("pool"))
         step = 2 ** (cfg.octaves - 1 + pools)
         if cfg.output_width % step or cfg.output_height % step:
             raise JtexError(
@@ -273,7 +280,7 @@ def prepare(cfg: SynthConfig):
 def _prune(params, spec: Spec):
     """Only the convs the deepest layer needs (less to transfer and trace)."""
     seq = vgg.layer_sequence(params)
-    last = seq.index(max(spec.layers, key=seq.index))
+    last = seq.index(vgg.deepest(spec.layers))
     keep = {"input"} | {n for n in seq[: last + 1] if n.startswith("conv")}
     return {k: jax.tree.map(jnp.asarray, v) for k, v in params.items() if k in keep}
 

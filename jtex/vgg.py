@@ -84,6 +84,11 @@ def resolve_layers(layers: Sequence[str | int], arch="vgg19") -> tuple[str, ...]
     return tuple(out)
 
 
+def deepest(layers: Sequence[str], arch="vgg19") -> str:
+    """The layer of ``layers`` (resolved names) that comes last in the forward pass."""
+    return max(layers, key=layer_sequence(arch).index)
+
+
 def _pad(x, padding: str):
     if padding in ("same", "valid"):
         return x

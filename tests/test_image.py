@@ -1,10 +1,13 @@
 """jtex.image: every format and mode in, atomic PNGs out, one-line errors."""
 
 import os
+import stat
+import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from jtex import image
 from jtex.errors import JtexError
@@ -53,11 +56,10 @@ def test_sixteen_bit_keeps_precision(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((9, 7, 3), dtype=np.float32)
     image.save(tmp_path / "a.png", x, bits=16)
-    with Image.open(tmp_path / "a.png") as im:
-        assert im.mode.startswith("RGB") or im.mode.startswith("I")  # Pillow reads 16-bit RGB as 8-bit RGB
-    # Our reader goes through Pillow too, so check the file's bytes decode to 16-bit values:
     raw = (tmp_path / "a.png").read_bytes()
     assert raw[24] == 16 and raw[25] == 2  # IHDR bit depth 16, colour type RGB
+    # Pillow alone reads 16-bit RGB as 8-bit RGB; load() recovers the low bytes.
+    np.testing.assert_allclose(image.load(tmp_path / "a.png"), x, atol=0.5 / 65535 + 1e-7)
     grey = rng.random((9, 7), dtype=np.float32)
     image.save(tmp_path / "g.png", grey, bits=16)
     back = image.load(tmp_path / "g.png")
@@ -117,8 +119,13 @@ def test_errors_are_one_line_and_name_the_path(tmp_path):
     data = (EXAMPLES / "brick.png").read_bytes()
     cut = tmp_path / "cut.png"
     cut.write_bytes(data[: len(data) // 2])
-    for path, pattern in [(tmp_path / "missing.png", "no such file"), (tmp_path, "folder"), (empty, "empty"),
-                          (text, "not an image"), (cut, "truncated")]:
+    for path, pattern in [
+        (tmp_path / "missing.png", "no such file"),
+        (tmp_path, "folder"),
+        (empty, "empty"),
+        (text, "not an image"),
+        (cut, "truncated"),
+    ]:
         with pytest.raises(JtexError, match=pattern) as e:
             image.load(path)
         assert str(path) in str(e.value) and "\n" not in str(e.value)
@@ -133,8 +140,9 @@ def test_atomic_save_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(JtexError, match="disk full") as e:  # an OSError while writing becomes a one-line JtexError
         image.save(path, np.ones((4, 4, 3)))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["out.png"]  # no temporary left behind
 
@@ -168,3 +176,271 @@ def test_contact_sheet_shape():
     tiles = [np.zeros((10, 12, 3)), np.ones((8, 8, 3)), np.zeros((10, 12, 3))]
     sheet = image.contact_sheet(tiles, exemplar=np.ones((10, 10, 3)), pad=2)
     assert sheet.shape == (2 * 10 + 3 * 2, 2 * 12 + 3 * 2, 3)
+
+
+# ---------------------------------------------------------------------------
+# Every Pillow mode, with hand-made pixel values
+# ---------------------------------------------------------------------------
+
+
+def _load_saved(tmp_path, im, suffix=".tif", **save_args):
+    path = tmp_path / f"{im.mode.replace(';', '')}{suffix}"
+    im.save(path, **save_args)
+    x = image.load(path)
+    assert x.shape == (im.height, im.width, 3) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    return x
+
+
+def test_greyscale_modes_repeat_over_channels(tmp_path):
+    g = np.array([[0, 128, 255]], np.uint8)
+    np.testing.assert_allclose(_load_saved(tmp_path, Image.fromarray(g))[0, 1], [128 / 255] * 3, atol=1e-7)
+    one = Image.fromarray(np.array([[True, False]]))
+    np.testing.assert_array_equal(_load_saved(tmp_path, one)[0], [[1.0] * 3, [0.0] * 3])
+    sixteen = np.array([[0, 40000, 65535]], np.uint16)
+    for mode, dtype in (("I;16", "<u2"), ("I;16B", ">u2")):
+        im = Image.frombytes(mode, (3, 1), sixteen.astype(dtype).tobytes())
+        np.testing.assert_allclose(_load_saved(tmp_path, im)[0, :, 0], sixteen[0] / 65535, atol=1e-7)
+    wide16 = Image.fromarray(np.array([[0, 40000, 65535]], np.int32))  # mode I holding 16-bit data
+    assert wide16.mode == "I"
+    np.testing.assert_allclose(_load_saved(tmp_path, wide16)[0, :, 0], sixteen[0] / 65535, atol=1e-7)
+    float_im = Image.fromarray(np.array([[0.0, 0.25, 1.0]], np.float32))
+    np.testing.assert_allclose(_load_saved(tmp_path, float_im)[0, :, 1], [0.0, 0.25, 1.0])
+
+
+def test_wide_int_and_float_ranges_are_stretched(tmp_path):
+    # No standard white level beyond 16 bits / outside [0, 1]: min..max becomes 0..1.
+    wide = Image.fromarray(np.array([[-100000, 0, 100000]], np.int32))
+    np.testing.assert_allclose(_load_saved(tmp_path, wide)[0, :, 0], [0.0, 0.5, 1.0])
+    hdr = Image.fromarray(np.array([[2.0, 4.0, 6.0]], np.float32))
+    np.testing.assert_allclose(_load_saved(tmp_path, hdr)[0, :, 2], [0.0, 0.5, 1.0])
+
+
+def test_colour_modes(tmp_path):
+    rgb = np.array([[[255, 0, 0], [0, 128, 255]]], np.uint8)
+    np.testing.assert_allclose(_load_saved(tmp_path, Image.fromarray(rgb))[0], rgb[0] / 255.0, atol=1e-7)
+    cmyk = Image.frombytes("CMYK", (2, 1), bytes([255, 0, 0, 0, 0, 0, 0, 0]))  # pure cyan, white
+    np.testing.assert_array_equal(_load_saved(tmp_path, cmyk)[0], [[0, 1, 1], [1, 1, 1]])
+    ycbcr = Image.fromarray(rgb).convert("YCbCr")
+    np.testing.assert_allclose(_load_saved(tmp_path, ycbcr)[0], rgb[0] / 255.0, atol=3 / 255)
+    palette = Image.fromarray(np.array([[0, 1]], np.uint8), mode="L").convert("P")
+    palette.putpalette([10, 20, 30, 200, 100, 50])
+    expected = np.array([[10, 20, 30], [200, 100, 50]]) / 255
+    np.testing.assert_allclose(_load_saved(tmp_path, palette, ".png")[0], expected, atol=1e-7)
+
+
+def test_transparency_takes_the_mean_colour(tmp_path):
+    # RGBA: two opaque pixels, one half transparent, one fully transparent.
+    rgba = np.array([[[255, 0, 0, 255], [0, 0, 255, 255], [0, 255, 0, 0], [255, 255, 255, 128]]], np.uint8)
+    x = _load_saved(tmp_path, Image.fromarray(rgba), ".png")
+    a = rgba[0, :, 3:] / 255.0
+    mean = (rgba[0, :, :3] / 255.0 * a).sum(0) / a.sum()
+    np.testing.assert_allclose(x[0, 2], mean, atol=1e-6)
+    np.testing.assert_allclose(x[0, 3], a[3] * 1.0 + (1 - a[3]) * mean, atol=1e-6)
+    np.testing.assert_allclose(x[0, :2], [[1, 0, 0], [0, 0, 1]], atol=1e-6)
+    # Palette with a transparent index: the opaque entries' mean.
+    pal = Image.fromarray(np.array([[0, 1, 2]], np.uint8), mode="L").convert("P")
+    pal.putpalette([255, 0, 0, 0, 0, 255, 0, 255, 0])
+    path = tmp_path / "ptrns.png"
+    pal.save(path, transparency=2)
+    np.testing.assert_allclose(image.load(path)[0, 2], [0.5, 0, 0.5], atol=1e-6)
+    # LA: a transparent pixel takes the opaque grey.
+    la = Image.fromarray(np.array([[[200, 255], [10, 0]]], np.uint8), mode="LA")
+    np.testing.assert_allclose(_load_saved(tmp_path, la, ".png")[0, 1], [200 / 255] * 3, atol=1e-6)
+    # Fully transparent image: plain mean, no division by zero.
+    clear = Image.fromarray(np.array([[[255, 0, 0, 0], [0, 0, 255, 0]]], np.uint8))
+    np.testing.assert_allclose(_load_saved(tmp_path, clear, ".png")[0, 0], [0.5, 0, 0.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_sixteen_bit_alpha_pngs_keep_precision(tmp_path, channels):
+    # Grey+alpha and RGBA 16-bit PNGs (our encoder writes any channel count).
+    rng = np.random.default_rng(4)
+    samples = rng.integers(0, 65536, (5, 6, channels), dtype=np.uint16)
+    samples[..., -1] = 65535  # opaque, so the colour values come back untouched
+    path = tmp_path / "a.png"
+    path.write_bytes(image._encode_png16(samples))
+    colour = samples[..., :-1] / 65535.0
+    np.testing.assert_allclose(image.load(path), np.broadcast_to(colour, (5, 6, 3)), atol=1e-7)
+
+
+def test_sixteen_bit_colour_key(tmp_path):
+    # A 16-bit RGB PNG with a tRNS colour key: matching pixels take the mean colour.
+    samples = np.array([[[65535, 0, 0], [1, 2, 3], [0, 0, 65535]]], np.uint16)
+    data = image._encode_png16(samples)
+    trns = image._png_chunk(b"tRNS", struct.pack(">HHH", 1, 2, 3))
+    path = tmp_path / "key.png"
+    path.write_bytes(data[:33] + trns + data[33:])  # after the 8-byte signature and 25-byte IHDR
+    np.testing.assert_allclose(image.load(path)[0, 1], [0.5, 0, 0.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path, orientation):
+    rgb = np.random.default_rng(5).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    im = Image.fromarray(rgb)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.png"
+    im.save(path, exif=exif)
+    with Image.open(path) as reopened:
+        expected = np.asarray(ImageOps.exif_transpose(reopened)) / np.float32(255)
+    np.testing.assert_array_equal(image.load(path), expected)
+
+
+def test_gif_first_frame_is_read(tmp_path):
+    frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    np.testing.assert_allclose(image.load(tmp_path / "a.gif")[0, 0], [1, 0, 0])
+
+
+def test_load_resizes_by_width_or_scale(tmp_path):
+    path = image.save(tmp_path / "a.png", np.full((20, 40, 3), 0.5))
+    assert image.load(path, width=10).shape == (5, 10, 3)
+    assert image.load(path, scale=0.25).shape == (5, 10, 3)
+    with pytest.raises(JtexError, match="not both") as e:
+        image.load(path, width=10, scale=0.5)
+    assert str(path) in str(e.value)
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+def test_too_large_image_is_a_jtex_error(tmp_path, monkeypatch):
+    path = image.save(tmp_path / "big.png", np.zeros((32, 32, 3)))
+    for limit in (600, 100):  # over the limit (Pillow warns) and over twice it (Pillow raises)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+        with pytest.raises(JtexError, match="too large") as e:
+            image.load(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_save_errors(tmp_path):
+    x = np.zeros((2, 2, 3))
+    (tmp_path / "d.png").mkdir()
+    for path, bits, pattern in [
+        (tmp_path / "a.jpg", 16, "only PNG"),
+        (tmp_path / "a.xyz", 8, "unknown image extension"),
+        (tmp_path / "a.png", 12, "8 or 16"),
+        (tmp_path / "d.png", 8, "directory"),
+    ]:
+        with pytest.raises(JtexError, match=pattern) as e:
+            image.save(path, x, bits=bits)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unwritable_directory_is_a_jtex_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(JtexError, match="directory") as e:
+        image.save(blocker / "out.png", np.zeros((2, 2, 3)))
+    assert str(blocker / "out.png") in str(e.value)
+
+
+# ---------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------
+
+
+def test_save_formats_parents_and_permissions(tmp_path):
+    x = np.random.default_rng(6).random((6, 5, 3))
+    for suffix in (".png", ".tif", ".bmp", ".webp"):  # lossless 8-bit formats
+        path = image.save(tmp_path / "deep" / "er" / f"a{suffix}", x)
+        assert isinstance(path, Path)
+        np.testing.assert_allclose(image.load(path), x, atol=0.5 / 255 + 1e-6)
+    assert np.abs(image.load(image.save(tmp_path / "a.jpg", x)) - x).mean() < 0.05
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "deep" / "er" / "a.png").st_mode) == 0o666 & ~umask
+    assert [p for p in (tmp_path / "deep" / "er").iterdir() if p.name.startswith(".")] == []
+
+
+def test_save_clips_and_accepts_greyscale(tmp_path):
+    x = np.array([[-1.0, 0.5, 2.0, np.nan]])
+    back = image.load(image.save(tmp_path / "g.png", x))
+    np.testing.assert_allclose(back[0, :, 0], [0.0, 128 / 255, 1.0, 0.0])
+
+
+def test_png16_is_valid_for_pillow(tmp_path):
+    samples = np.array([[[0, 1, 65535], [256, 255, 32768]]], np.uint16)
+    (tmp_path / "a.png").write_bytes(image._encode_png16(samples))
+    with Image.open(tmp_path / "a.png") as im:
+        im.load()  # CRCs and zlib stream accepted
+        assert im.size == (2, 1) and im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), samples >> 8)  # Pillow keeps the high bytes
+
+
+# ---------------------------------------------------------------------------
+# Resize, sources, histogram matching, contact sheet, animation
+# ---------------------------------------------------------------------------
+
+
+def test_resize_sizes_and_precision():
+    x = np.linspace(0, 1, 40 * 30 * 3, dtype=np.float32).reshape(40, 30, 3)
+    assert image.resize(x, width=15).shape == (20, 15, 3)
+    assert image.resize(x, height=10).shape == (10, 8, 3)
+    assert image.resize(x[..., 0], scale=0.5).shape == (20, 15)
+    smooth = image.resize(x, scale=2.0)
+    assert smooth.dtype == np.float32 and 0 <= smooth.min() and smooth.max() <= 1
+    # No 8-bit quantisation: a smooth ramp keeps values between the 1/255 steps.
+    assert np.any(np.abs(smooth * 255 - np.round(smooth * 255)) > 0.01)
+    for kwargs in ({}, {"width": 0}, {"scale": -1.0}, {"scale": 2.0, "width": 3}):
+        with pytest.raises(JtexError):
+            image.resize(x, **kwargs)
+
+
+def test_expand_sources_details(tmp_path):
+    for name in ("b.PNG", "a.jpeg", "c.tiff", "._a.png", "skip.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()  # a folder named like an image is not a file
+    single = tmp_path / "skip.txt"
+    found = image.expand_sources([single, str(tmp_path)])
+    assert [p.name for p in found] == ["skip.txt", "a.jpeg", "b.PNG", "c.tiff"]
+    assert image.expand_sources(str(single)) == [single]  # one path, not a list
+    with pytest.raises(JtexError, match="no image sources"):
+        image.expand_sources([])
+
+
+def test_match_histogram_exact_values_and_monotone():
+    rng = np.random.default_rng(7)
+    img = np.round(rng.random((12, 10, 3)) * 8) / 8  # many ties
+    ref = rng.random((10, 12, 3)) ** 2  # same pixel count, other shape
+    out = image.match_histogram(img, ref)
+    assert out.shape == img.shape and out.dtype == np.float32
+    for c in range(3):
+        np.testing.assert_array_equal(np.sort(out[..., c].ravel()), np.sort(ref[..., c].ravel()).astype(np.float32))
+        src, res = img[..., c].ravel(), out[..., c].ravel()
+        smaller = src[:, None] < src[None, :]  # pairs (i, j) with src[i] < src[j] ...
+        assert np.all(
+            np.broadcast_to(res[:, None], smaller.shape)[smaller] <= np.broadcast_to(res, smaller.shape)[smaller]
+        )
+    # Different sizes: output spans the reference's range, in order.
+    big = image.match_histogram(rng.random((30, 30, 3)), ref)
+    assert big.min() >= ref.min() - 1e-6 and big.max() <= ref.max() + 1e-6
+    assert image.match_histogram(img[..., 0], ref[..., 0]).shape == (12, 10)
+
+
+def test_contact_sheet_layout():
+    a, b = np.zeros((4, 6, 3)), np.full((2, 2), 0.5)  # a greyscale tile is accepted
+    sheet = image.contact_sheet([a, b, a], exemplar=np.ones((4, 4, 3)), columns=3, pad=1, background=0.25)
+    assert sheet.shape == (1 + 2 * (4 + 1), 1 + 3 * (6 + 1), 3) and sheet.dtype == np.float32
+    assert sheet[0, 0, 0] == 0.25  # padding
+    assert np.all(sheet[1:5, 2:6] == 1.0)  # exemplar first, centred in its 6-wide cell
+    assert np.all(sheet[2:4, 17:19] == 0.5)  # 2x2 tile centred in the third cell (left edge 1 + 2 * 7)
+    assert image.contact_sheet([a] * 5).shape[1] == 4 + 3 * (6 + 4)  # default: ceil(sqrt(5)) = 3 columns
+
+
+def test_animation_details(tmp_path):
+    frames = [np.full((6, 6, 3), v) for v in np.linspace(0, 1, 4)]
+    path = image.save_animation(tmp_path / "x" / "a.webp", frames, fps=4)
+    with Image.open(path) as im:
+        assert im.n_frames == 4 and im.info["loop"] == 0
+        im.seek(3)
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB"))[0, 0], [255, 255, 255])  # lossless
+    with Image.open(image.save_animation(tmp_path / "a.gif", frames, fps=4)) as im:
+        assert im.n_frames == 4 and im.info["loop"] == 0 and im.info["duration"] == 250
+    for bad, pattern in [((tmp_path / "a.mp4", frames), "extension"), ((tmp_path / "b.gif", []), "no frames")]:
+        with pytest.raises(JtexError, match=pattern):
+            image.save_animation(*bad)
+    assert not (tmp_path / "b.gif").exists()
