@@ -26,7 +26,7 @@ RUNS = ROOT / "runs" / "figures"
 DOCS = ROOT / "docs"
 GATYS = ["-o", "1", "-l", "conv1_1", "pool1", "pool2", "pool3", "pool4", "--gram", "gatys", "-p", "same"]
 EXEMPLARS = {"brick": ["-s", "examples/brick.png"], "hubble": ["-s", "examples/hubble_deep_field.jpg", "-sw", "512"]}
-ITERS = "200"
+ITERS = "150"
 
 
 def run(name: str, args: list[str]) -> dict:

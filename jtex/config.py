@@ -38,7 +38,7 @@ class SynthConfig:
     source_width: int | None = None
     source_scale: float | None = None
     init: str = "noise"  # 'noise', 'symmetric' or an image path
-    optimizer: str = "lbfgs"
+    optimizer: str = "lbfgs-b"
     max_iter: int = 500
     tol: float = 1e-9
     lr: float = 0.02

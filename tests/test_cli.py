@@ -99,7 +99,7 @@ def test_resume_after_kill(tmp_path):
     import time
 
     args = [sys.executable, str(ROOT / "run.py"), "-s", BRICK, "-sw", "128", "-ow", "64", "-oh", "64", "-o", "2",
-            "-p", "same", "-l", "pool1", "relu2_1", "-m", "30", "-n", "5", "--quiet"]
+            "-p", "same", "-l", "pool1", "relu2_1", "-m", "30", "-n", "5", "--optimizer", "lbfgs", "--quiet"]
     killed = tmp_path / "killed"
     p = subprocess.Popen(args + ["--output-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
