@@ -1,6 +1,6 @@
 """Benchmark of the synthesis engine: speed, batching, coarse-to-fine, memory, PyTorch ratio.
 
-    python experiments/bench_synth.py                 # everything (about 35 min on 2 CPU cores)
+    python experiments/bench_synth.py                 # everything (about 40 min on 2 CPU cores)
     python experiments/bench_synth.py --parts eval batch
     python experiments/bench_synth.py --quick         # smaller sizes, for a smoke run
 
@@ -132,7 +132,7 @@ def part_iter(quick):
 
     rows = []
     sizes = (128, 256) if quick else (256, 512)
-    n = 5 if quick else 15
+    n = 5 if quick else 8
     for name, model in (("gatys", GATYS), ("snelgrove", SNELGROVE)):
         for size in sizes:
             padding = "valid" if (name == "snelgrove" and size >= 512) else "same"
@@ -278,7 +278,7 @@ def part_c2f_one(quick, coarse_to_fine):
     from jtex.config import SynthConfig
 
     size = 512 if quick else 1024
-    iters = 10 if quick else 40
+    iters = 10 if quick else 20
     cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, max_iter=iters, tol=0.0,
                       save_every=10, coarse_to_fine=coarse_to_fine, **SNELGROVE)
     m = _run_metrics(cfg, Path(tempfile.mkdtemp()) / "run")

@@ -11,6 +11,7 @@ wall time and final loss.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +27,12 @@ RUNS = ROOT / "runs" / "figures"
 DOCS = ROOT / "docs"
 GATYS = ["-o", "1", "-l", "conv1_1", "pool1", "pool2", "pool3", "pool4", "--gram", "gatys", "-p", "same"]
 EXEMPLARS = {"brick": ["-s", "examples/brick.png"], "hubble": ["-s", "examples/hubble_deep_field.jpg", "-sw", "512"]}
-ITERS = "150"
+ITERS = "100"
 
 
 def run(name: str, args: list[str]) -> dict:
     out = RUNS / name
+    shutil.rmtree(out, ignore_errors=True)  # figures are made afresh
     cmd = ["python", "run.py", *args, "-m", ITERS, "--seed", "0", "--quiet", "--output-dir", str(out.relative_to(ROOT))]
     print("+", " ".join(cmd), flush=True)
     subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)

@@ -38,7 +38,6 @@ import numpy as np
 import optax
 
 METHODS = ("lbfgs-b", "lbfgs", "lbfgs-zoom", "jaxopt-lbfgs", "adam")
-DEVICE_METHODS = METHODS[1:]
 
 
 class Progress(NamedTuple):

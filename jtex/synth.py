@@ -51,6 +51,7 @@ class Spec(NamedTuple):
     vgg_padding: str
     pyr_padding: str
     pooling: str
+    grey: bool = False  # every source is greyscale: synthesise a greyscale image
 
 
 def exemplar_spec(cfg: SynthConfig) -> Spec:
@@ -87,7 +88,14 @@ def _exemplar_grams(params, x, spec):
 
 
 def texture_loss(x, targets, params, spec: Spec):
-    """Per-image loss: x (N, H, W, 3) -> (N,), targets [[(C, C)]] or [[(N, C, C)]]."""
+    """Per-image loss: x (N, H, W, 3) -> (N,), targets [[(C, C)]] or [[(N, C, C)]].
+
+    With ``spec.grey`` the image is seen through its channel mean: a grey
+    exemplar's Grams constrain colour only weakly, and left free the
+    optimiser paints coloured patches into a grey texture.
+    """
+    if spec.grey:
+        x = jnp.broadcast_to(jnp.mean(x, axis=-1, keepdims=True), x.shape)
     total = 0.0
     for o, per_layer in enumerate(grams(params, x, spec)):
         for l, g in enumerate(per_layer):
@@ -189,17 +197,42 @@ def compute_targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, sepa
 # --------------------------------------------------------------------------
 
 
-def init_images(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: float = 0.1) -> jax.Array:
+def is_grey(img: np.ndarray) -> bool:
+    """True when all three channels are equal (an L-mode file, or a grey RGB one)."""
+    return bool(np.all(np.abs(img[..., 0] - img[..., 1]) < 1e-6) and np.all(np.abs(img[..., 1] - img[..., 2]) < 1e-6))
+
+
+def colour_mixing(pixels: np.ndarray) -> np.ndarray:
+    """(3, 3) matrix giving white noise the exemplar's colour correlations.
+
+    sqrt(C) / sqrt(tr(C) / 3) for the pixels' colour covariance C: noise
+    stays at unit strength per channel on average, and is grey for a grey
+    exemplar (independent per-channel noise would leave colour casts that the
+    Gram loss removes only slowly).
+    """
+    cov = np.cov(pixels.reshape(-1, 3).T.astype(np.float64))
+    power = np.trace(cov) / 3
+    if power < 1e-10:
+        return np.eye(3, dtype=np.float32)
+    w, v = np.linalg.eigh(cov)
+    return ((v * np.sqrt(np.clip(w, 0, None))) @ v.T / np.sqrt(power)).astype(np.float32)
+
+
+def init_images(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: float = 0.1,
+                colour=None) -> jax.Array:
     """Start images (n, h, w, 3): noise around the exemplar's mean colour.
 
     ``noise``: mean + scale * N(0, 1) per pixel (Snelgrove: noise shifted near
-    the mean colour; starting from black leaves dark borders).
+    the mean colour; starting from black leaves dark borders), mixed across
+    channels by ``colour`` ((n, 3, 3) from :func:`colour_mixing`; default
+    independent channels).
     ``symmetric``: Snelgrove's variant, noise mirrored in x and y and blurred.
     Image i uses ``fold_in(key, i)``, so it does not depend on n.
     """
     mean = jnp.broadcast_to(jnp.asarray(mean, jnp.float32), (n, 3))
+    colour = jnp.broadcast_to(jnp.eye(3) if colour is None else jnp.asarray(colour, jnp.float32), (n, 3, 3))
 
-    def one(i, m):
+    def one(i, m, c):
         k = jax.random.fold_in(key, i)
         if mode == "symmetric":
             q = jax.random.normal(k, ((h + 1) // 2, (w + 1) // 2, 3))
@@ -209,9 +242,9 @@ def init_images(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale
             q = q / (jnp.std(q) + 1e-8)
         else:
             q = jax.random.normal(k, (h, w, 3))
-        return jnp.clip(m + scale * q, 0.0, 1.0)
+        return jnp.clip(m + scale * q @ c.T, 0.0, 1.0)
 
-    return jnp.stack([one(i, mean[i]) for i in range(n)])
+    return jnp.stack([one(i, mean[i], colour[i]) for i in range(n)])
 
 
 # --------------------------------------------------------------------------
@@ -323,7 +356,8 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
         return run_dir.load_result()
 
     init_key, _ = jax.random.split(jax.random.key(cfg.seed))
-    spec = output_spec(cfg)
+    grey = all(is_grey(s) for s in sources)
+    spec = output_spec(cfg)._replace(grey=grey)
     params = _prune(params, spec)
     targets = compute_targets(params, sources, cfg, separate=cfg.separate)
 
@@ -336,6 +370,8 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
                for row in targets]
     means = np.stack([s.reshape(-1, 3).mean(0) for s in sources])
     mean = means[src_index] if cfg.separate else np.broadcast_to(means.mean(0), (b, 3))
+    colour = np.stack([colour_mixing(sources[i]) for i in src_index]) if cfg.separate else np.broadcast_to(
+        colour_mixing(np.concatenate([s.reshape(-1, 3) for s in sources])), (b, 3, 3))
 
     stages = _plan_stages(cfg)
 
@@ -360,7 +396,7 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
             if resuming:
                 x0 = start.x
             elif x is None:
-                x0 = _initial(cfg, init_key, b, h, w, mean).reshape((b, f, h, w, 3))
+                x0 = _initial(cfg, init_key, b, h, w, mean, colour).reshape((b, f, h, w, 3))
             else:  # coarse-to-fine: the previous stage, upsampled, starts this one
                 x0 = jax.image.resize(jnp.asarray(x), (b, f, h, w, 3), "bicubic").clip(0.0, 1.0)
             if len(stages) > 1:
@@ -403,6 +439,8 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
         bar.close()
 
     images = np.asarray(x, np.float32).reshape((b * f, cfg.output_height, cfg.output_width, 3))
+    if grey:
+        images = np.repeat(images.mean(axis=-1, keepdims=True), 3, axis=-1)
     if cfg.match_histogram:
         refs = [sources[i] for i in np.repeat(src_index, f)] if cfg.separate else [np.concatenate(
             [s.reshape(-1, 3) for s in sources])[:, None]] * (b * f)
@@ -413,11 +451,12 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
     return res
 
 
-def _initial(cfg: SynthConfig, key, b: int, h: int, w: int, mean) -> jax.Array:
+def _initial(cfg: SynthConfig, key, b: int, h: int, w: int, mean, colour) -> jax.Array:
     n = b * cfg.count
     if cfg.init in ("noise", "symmetric"):
         m = np.repeat(np.asarray(mean), cfg.count, axis=0)
-        return init_images(key, n, h, w, m, mode=cfg.init)
+        c = np.repeat(np.asarray(colour), cfg.count, axis=0)
+        return init_images(key, n, h, w, m, mode=cfg.init, colour=c)
     start = image.resize(image.load(cfg.init), width=w, height=h)
     return jnp.broadcast_to(jnp.asarray(start), (n, h, w, 3))
 

@@ -27,6 +27,8 @@ def test_loss_falls_and_images_are_valid():
     res = synth.run(cfg, progress=False)
     assert res.images.shape == (1, 64, 64, 3) and res.images.dtype == np.float32
     assert 0.0 <= res.images.min() and res.images.max() <= 1.0
+    # A grey exemplar gives a grey texture (no colour patches).
+    np.testing.assert_array_equal(res.images[..., 0], res.images[..., 1])
     # The start's loss, for comparison: the same objective at the initial image.
     paths, sources, params, _ = synth.prepare(cfg)
     spec = synth.output_spec(cfg)
@@ -35,6 +37,15 @@ def test_loss_falls_and_images_are_valid():
     x0 = synth.init_images(jax.random.split(jax.random.key(0))[0], 1, 64, 64, sources[0].reshape(-1, 3).mean(0))
     start = float(synth.texture_loss(x0, [[t[0] for t in row] for row in targets], params, spec)[0])
     assert res.losses[0] < start / 20, (start, res.losses)
+
+
+def test_colour_init_follows_the_exemplar():
+    grey = image.load(BRICK, width=64)
+    assert synth.is_grey(grey) and not synth.is_grey(image.load(EXAMPLES / "hubble_deep_field.jpg", width=64))
+    x = synth.init_images(jax.random.key(0), 2, 16, 16, grey.reshape(-1, 3).mean(0),
+                          colour=synth.colour_mixing(grey))
+    np.testing.assert_allclose(x[..., 0], x[..., 2], atol=1e-6)
+    assert float(jnp.std(x)) > 0.05
 
 
 def test_gatys_single_octave_full_model():
