@@ -299,6 +299,55 @@ def part_c2f(quick):
             "peak_mb_plain": plain["peak_mb"], "peak_mb_c2f": c2f["peak_mb"]}
 
 
+def _fmt(v, spec=".3g"):
+    return "—" if v is None else format(v, spec)
+
+
+def markdown(results: dict) -> str:
+    """README tables, one set per device the benchmark has been run on."""
+    out = []
+    for device, e in results.items():
+        out.append(f"Machine: {e['machine']}, jax {e['jax']}.\n")
+        if "eval" in e:
+            out.append("| objective | size | jtex s/eval | PyTorch s/eval | jtex / PyTorch |\n|---|---|---|---|---|")
+            for r in e["eval"]["rows"]:
+                out.append(f"| {r['model']} ({r['padding']}) | {r['size']}² | {_fmt(r['jtex_s'])} | "
+                           f"{_fmt(r.get('torch_s'))} | {_fmt(r.get('ratio_jtex_over_torch'), '.2f')} |")
+            out.append("")
+        if "optim" in e:
+            o = e["optim"]
+            out.append(f"Snelgrove's objective, {o['size']}² from the 512² brick, 4 octaves, 'same' padding, same "
+                       f"start; target = L-BFGS-B's loss after {o['iterations']} iterations "
+                       f"({_fmt(o['target_loss'], '.3e')}), peer = PyTorch L-BFGS's "
+                       f"({_fmt(o.get('peer_loss'), '.3e')}):\n")
+            out.append("| optimiser | iterations | final loss | seconds | s to target | s to peer's loss |\n"
+                       "|---|---|---|---|---|---|")
+            for r in o["rows"]:
+                out.append(f"| {r['optimizer']} | {r['iterations']} | {_fmt(r['final_loss'], '.3e')} | "
+                           f"{_fmt(r['seconds'], '.0f')} | {_fmt(r['seconds_to_target'], '.0f')} | "
+                           f"{_fmt(r.get('seconds_to_peer_loss'), '.0f')} |")
+            out.append("")
+        if "batch" in e:
+            b = e["batch"]
+            out.append(f"Batch, {b['size']}², 10 iterations, whole call:\n\n| batch | seconds | per image | "
+                       "per image vs batch 1 |\n|---|---|---|---|")
+            for r in b["rows"]:
+                out.append(f"| {r['batch']} | {_fmt(r['seconds'], '.1f')} | {_fmt(r['per_image_s'], '.2f')} | "
+                           f"{_fmt(r['per_image_vs_batch1'], '.2f')} |")
+            out.append("")
+        if "c2f" in e:
+            c = e["c2f"]
+            out.append(f"Coarse-to-fine, Snelgrove default at {c['size']}², {c['iterations_per_stage']} iterations "
+                       f"per stage (compile included):\n\n| | seconds | to loss {_fmt(c['target_loss'], '.3e')} | "
+                       "peak memory |\n|---|---|---|---|")
+            out.append(f"| plain | {_fmt(c['plain_seconds'], '.0f')} | {_fmt(c['plain_seconds'], '.0f')} | "
+                       f"{_fmt(c['peak_mb_plain'] / 1024, '.1f')} GiB |")
+            out.append(f"| coarse-to-fine | {_fmt(c['c2f_seconds_total'], '.0f')} | "
+                       f"{_fmt(c['c2f_seconds_to_target'], '.0f')} | {_fmt(c['peak_mb_c2f'] / 1024, '.1f')} GiB |")
+            out.append("")
+    return "\n".join(out)
+
+
 PARTS = {"eval": part_eval, "iter": part_iter, "optim": part_optim, "batch": part_batch, "c2f": part_c2f,
          "c2f_plain": lambda q: part_c2f_one(q, False), "c2f_c2f": lambda q: part_c2f_one(q, True)}
 
@@ -324,10 +373,15 @@ def _table(title, rows, cols):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["eval", "iter", "optim", "batch", "c2f"])
+    ap.add_argument("--parts", nargs="+", default=["eval", "optim", "batch", "c2f"],
+                    help="eval optim batch c2f (default), iter")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--markdown", action="store_true", help="print the README tables from the results file")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return
     if args.child:
         if args.child.startswith("eval:"):
             _, name, size = args.child.split(":")
