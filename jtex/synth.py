@@ -266,6 +266,18 @@ class NonFiniteLoss(JtexError):
     pass
 
 
+def _check_finite(losses, when: str, run_dir) -> None:
+    """Stop with one line when a loss is NaN/Inf; the run folder keeps its last good snapshot."""
+    if np.all(np.isfinite(losses)):
+        return
+    where = ""
+    if run_dir is not None:
+        run_dir.note_nonfinite()
+        where = f"; the last good snapshot is in {run_dir.snapshots}"
+    raise NonFiniteLoss(f"the loss became NaN/Inf {when}{where}; check the sources and --mul, "
+                        "or try another --seed, --optimizer or a lower --lr")
+
+
 def _plan_stages(cfg: SynthConfig) -> list[tuple[int, int, int]]:
     """(first octave, height, width) per stage: coarse-to-fine or one stage."""
     if not cfg.coarse_to_fine or cfg.octaves == 1:
@@ -406,13 +418,7 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
 
             def callback(p: optimize.Progress, stage_no=stage_no):
                 losses = np.asarray(p.losses)
-                if not np.all(np.isfinite(losses)):
-                    where = ""
-                    if run_dir is not None:
-                        run_dir.note_nonfinite()
-                        where = f"; the last good snapshot is in {run_dir.snapshots}"
-                    raise NonFiniteLoss(f"the loss became NaN/Inf at iteration {p.iteration}{where}; "
-                                        "try another --seed, --optimizer lbfgs-b or a lower --lr")
+                _check_finite(losses, f"at iteration {p.iteration}", run_dir)
                 bar.update(len(losses))
                 bar.set_postfix(loss=f"{float(losses[-1].sum()):.4g}", refresh=False)
                 if run_dir is not None:
@@ -427,11 +433,7 @@ def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progre
                 bounds=(0.0, 1.0), chunk=cfg.save_every or 50, callback=callback,
                 start_iter=resume_it, state=start.state if resuming else None,
             )
-            if not np.all(np.isfinite(result.loss)):
-                if run_dir is not None:
-                    run_dir.note_nonfinite()
-                raise NonFiniteLoss(f"the loss is NaN/Inf after {result.iterations} iterations; check the source "
-                                    "images and --mul, or try another --seed or --optimizer")
+            _check_finite(result.loss, f"after {result.iterations} iterations", run_dir)
             x = result.x
             iters += result.iterations
             evals += result.evaluations
