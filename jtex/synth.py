@@ -132,12 +132,11 @@ def estimate_bytes(h: int, w: int, n_images: int, spec: Spec) -> int:
     """Rough peak memory of one loss+gradient evaluation (activations kept for backprop)."""
     seq = vgg.layer_sequence("vgg19")
     deepest = seq.index(vgg.deepest(spec.layers))
-    channels = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
     total = 0
     for lh, lw in pyramid.level_sizes(h, w, spec.octaves, spec.pyr_padding):
         for name in seq[: deepest + 1]:
             oh, ow = vgg.output_size(lh, lw, name, spec.vgg_padding)
-            total += max(oh, 0) * max(ow, 0) * channels[name[4]]  # block digit: conv3_1, relu3_1, pool3
+            total += max(oh, 0) * max(ow, 0) * vgg.channels(name)
     # conv + relu outputs and their cotangents, float32, plus XLA temporaries.
     return int(total * 4 * 4 * n_images + 150e6)
 

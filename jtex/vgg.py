@@ -25,32 +25,67 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PADDINGS = ("same", "valid", "reflect", "circular")
 POOLINGS = ("avg", "max")
 
+# The one architecture table: the output width of every 3x3 conv, block by block.
+ARCHS = {
+    "vgg19": ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512)),
+    "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+}
 
-def _blocks(params) -> list[list[str]]:
-    """Conv names grouped by block, read from the params (VGG-16 or -19)."""
-    blocks: dict[int, list[str]] = {}
-    for name in params:
-        if name.startswith("conv"):
-            b, i = name[4:].split("_")
-            blocks.setdefault(int(b), []).append(name)
-    return [sorted(blocks[b], key=lambda n: int(n.split("_")[1])) for b in sorted(blocks)]
+
+def convs(arch: str = "vgg19") -> tuple[tuple[str, int, int], ...]:
+    """``(name, in_channels, out_channels)`` of every 3x3 conv of ``arch``, in order."""
+    out, cin = [], 3
+    for b, widths in enumerate(ARCHS[arch], start=1):
+        for i, cout in enumerate(widths, start=1):
+            out.append((f"conv{b}_{i}", cin, cout))
+            cin = cout
+    return tuple(out)
+
+
+def arch_of(params) -> str:
+    """``vgg19`` or ``vgg16``, from the conv names a params dict holds (pruned dicts too)."""
+    names = {n for n in params if n.startswith("conv")}
+    return "vgg19" if names & {"conv3_4", "conv4_4", "conv5_4"} or len(names) > 13 else "vgg16"
+
+
+def channels(layer: str, arch: str = "vgg19") -> int:
+    """Channels of a named layer's output (``relu3_2`` -> 256)."""
+    return ARCHS[arch][int(layer[4]) - 1][0]  # conv3_2, relu3_2, pool3: the block digit
+
+
+def init_params(key, arch: str = "vgg19", *, width: float = 1.0) -> dict:
+    """Random VGG params of ``arch`` for fast tests, every conv ``width`` times as wide.
+
+    He-normal kernels, small random biases, and an ``input`` map that centres
+    RGB in [0, 1]; the same dict layout as :func:`jtex.weights.load`, so any
+    code that runs on the real network runs on these.
+    """
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    params = {"input": {"kernel": np.eye(3, dtype=np.float32)[None, None], "bias": np.full(3, -0.45, np.float32)}}
+    scaled = {}
+    for name, cin, cout in convs(arch):
+        cin = 3 if cin == 3 else scaled[cin]
+        cout = scaled.setdefault(cout, max(1, round(cout * width)))
+        kernel = rng.normal(0.0, np.sqrt(2.0 / (9 * cin)), (3, 3, cin, cout)).astype(np.float32)
+        params[name] = {"kernel": kernel, "bias": rng.normal(0.0, 0.01, cout).astype(np.float32)}
+    return params
 
 
 def layer_sequence(params_or_arch="vgg19") -> list[str]:
-    """All layer names in forward order: conv, relu for each conv; pool per block."""
-    if isinstance(params_or_arch, str):
-        depth = {"vgg19": 4, "vgg16": 3}[params_or_arch]
-        blocks = [[f"conv{b}_{i}" for i in range(1, (2 if b < 3 else depth) + 1)] for b in range(1, 6)]
-    else:
-        blocks = _blocks(params_or_arch)
+    """All layer names in forward order: conv, relu for each conv; pool per block.
+
+    Takes an architecture name or a params dict (its architecture, see :func:`arch_of`).
+    """
+    arch = params_or_arch if isinstance(params_or_arch, str) else arch_of(params_or_arch)
     seq = []
-    for b, convs in enumerate(blocks, start=1):
-        for c in convs:
-            seq += [c, "relu" + c[4:]]
+    for b, widths in enumerate(ARCHS[arch], start=1):
+        for i in range(1, len(widths) + 1):
+            seq += [f"conv{b}_{i}", f"relu{b}_{i}"]
         seq.append(f"pool{b}")
     return seq
 
@@ -139,7 +174,7 @@ def features(params, images, layers: Sequence[str | int], *, padding: str = "sam
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    names = resolve_layers(layers, "vgg19" if "conv5_4" in params else "vgg16")
+    names = resolve_layers(layers, arch_of(params))
     wanted = set(names)
     order = layer_sequence(params)
     last = max(order.index(n) for n in names)

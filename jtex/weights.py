@@ -49,19 +49,11 @@ from typing import Any
 
 import numpy as np
 
+from jtex import vgg
 from jtex.errors import JtexError
 
 Params = dict[str, dict[str, np.ndarray]]
 
-VGG19_CONVS = (
-    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
-    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
-    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256),
-    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512),
-    ("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512), ("conv5_4", 512, 512),
-)
-VGG16_CONVS = tuple(c for c in VGG19_CONVS if c[0] not in ("conv3_4", "conv4_4", "conv5_4"))
-ARCHS = {"vgg19": VGG19_CONVS, "vgg16": VGG16_CONVS}
 
 # Input conventions, as an affine map from RGB in [0, 1]: x_net = x @ M + b.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # Caffe's mean, in B, G, R order
@@ -358,14 +350,14 @@ def _params_from_torch_state(state: dict, convention: str | None) -> tuple[Param
         params["input"] = CONVENTIONS[convention or "torchvision"]()
         found = convention or "torchvision"
     arch = _arch_for_count(len(convs))
-    for (name, _, _), (kernel, bias) in zip(ARCHS[arch], convs):
+    for (name, _, _), (kernel, bias) in zip(vgg.convs(arch), convs):
         params[name] = {"kernel": kernel, "bias": bias}
     return params, arch, found
 
 
 def _arch_for_count(n: int) -> str:
-    for arch, convs in ARCHS.items():
-        if len(convs) == n:
+    for arch in vgg.ARCHS:
+        if len(vgg.convs(arch)) == n:
             return arch
     raise ValueError(f"has {n} 3x3 convs; a VGG-19 has 16 and a VGG-16 has 13")
 
@@ -376,7 +368,7 @@ def _params_from_lpips(tree: dict) -> Params:
     if net is None:
         raise ValueError("holds no 'VGG16_0' parameter tree")
     params: Params = {"input": _torch_input()}
-    for i, (name, _, _) in enumerate(VGG16_CONVS):
+    for i, (name, _, _) in enumerate(vgg.convs("vgg16")):
         conv = net[f"Conv_{i}"]
         params[name] = {
             "kernel": np.asarray(conv["kernel"], np.float32),
@@ -404,7 +396,7 @@ def _params_from_h5(path: Path, convention: str | None) -> tuple[Params, str]:
         root.visititems(visit)
     arch = _arch_for_count(len(convs))
     params: Params = {"input": CONVENTIONS[convention or "caffe"]()}
-    for (name, _, _), key in zip(ARCHS[arch], sorted(convs)):
+    for (name, _, _), key in zip(vgg.convs(arch), sorted(convs)):
         params[name] = convs[key]
     return params, arch
 
@@ -416,9 +408,9 @@ def check_params(params: Params, arch: str | None = None) -> str:
       ValueError naming the first missing key or wrong shape.
     """
     if arch is None:
-        arch = "vgg19" if "conv5_4" in params else "vgg16"
+        arch = vgg.arch_of(params)
     expected = {"input": ((1, 1, 3, 3), (3,))}
-    expected.update({n: ((3, 3, i, o), (o,)) for n, i, o in ARCHS[arch]})
+    expected.update({n: ((3, 3, i, o), (o,)) for n, i, o in vgg.convs(arch)})
     for name, (kshape, bshape) in expected.items():
         layer = params.get(name)
         if not isinstance(layer, dict) or "kernel" not in layer or "bias" not in layer:

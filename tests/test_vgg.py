@@ -102,3 +102,22 @@ def test_parity_with_live_torch(vgg19, padding, pooling):
     for name in ALL_LAYERS:
         assert ours[name].shape == ref[name].shape, name
         assert rel_err(ours[name], ref[name]) <= 1e-4, (name, rel_err(ours[name], ref[name]))
+
+
+def test_one_architecture_table_and_random_nets():
+    assert [n for n, _, _ in vgg.convs("vgg16")] == [n for n, _, _ in vgg.convs("vgg19")
+                                                     if n not in ("conv3_4", "conv4_4", "conv5_4")]
+    assert vgg.convs("vgg19")[4] == ("conv3_1", 128, 256) and len(vgg.convs("vgg19")) == 16
+    assert vgg.channels("relu3_2") == 256 and vgg.channels("pool1") == 64
+    seq = vgg.layer_sequence("vgg19")
+    assert seq[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"] and seq[-1] == "pool5" and len(seq) == 37
+    assert len(vgg.layer_sequence("vgg16")) == 31
+    small = vgg.init_params(jax.random.key(0), "vgg16", width=1 / 16)
+    assert vgg.arch_of(small) == "vgg16" and small["conv3_1"]["kernel"].shape == (3, 3, 8, 16)
+    f = vgg.features(small, jnp.ones((1, 32, 32, 3)) * 0.5, ["relu5_3"])["relu5_3"]
+    assert f.shape == (1, 2, 2, 32) and bool(jnp.all(jnp.isfinite(f)))
+    # Seeded: the same key gives the same net, another key another one.
+    again = vgg.init_params(jax.random.key(0), "vgg16", width=1 / 16)
+    other = vgg.init_params(jax.random.key(1), "vgg16", width=1 / 16)
+    np.testing.assert_array_equal(small["conv1_1"]["kernel"], again["conv1_1"]["kernel"])
+    assert not np.allclose(small["conv1_1"]["kernel"], other["conv1_1"]["kernel"])

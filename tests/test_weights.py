@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import jtex.vgg
 import jtex.weights as W
 from jtex.errors import JtexError
 
@@ -122,7 +123,7 @@ def test_keras_h5(tmp_path, vgg19):
     h5py = pytest.importorskip("h5py")
     path = tmp_path / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
     with h5py.File(path, "w") as f:
-        for name, _, _ in W.VGG19_CONVS:
+        for name, _, _ in jtex.vgg.convs("vgg19"):
             b, i = name[4:].split("_")
             g = f.create_group(f"block{b}_conv{i}")
             g[f"block{b}_conv{i}_W_1:0"] = vgg19[name]["kernel"]
