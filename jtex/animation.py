@@ -7,6 +7,9 @@ cyclically (frame F-1 leads back to frame 0, so the animation loops):
     L = sum_t L_texture(x_t)
         + if_weight * F * mean_{t, k} ((d(x_t, x_{(t+k) mod F}) - D_k) / D_k)^2
 
+The objective itself is :class:`jtex.objective.AnimationObjective`; this
+module holds what animations add: frame distances, their targets, outputs.
+
 d is a distance between two frames over their first ``if_octaves`` octaves:
 
 * ``l2``: root-mean-square difference, averaged over the Gaussian octaves;
@@ -35,7 +38,6 @@ Synthesis", SIGGRAPH Asia 2017, and its code's inter-frame options
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -73,44 +75,19 @@ def exemplar_shift_distance(src: np.ndarray, shift: float, *, octaves: int, kind
     return d if frac == 0 else (1 - frac) * d + frac * whole(lo + 1)
 
 
-def make_loss(cfg: SynthConfig, spec, sources):
-    """``fun(x (F, H, W, 3), targets, params) -> ()`` for :func:`jtex.optimize.minimize`."""
-    ex_pad = "valid" if cfg.padding == "valid" else "reflect"
-    targets = tuple(
+def shift_targets(cfg: SynthConfig, sources, padding: str) -> tuple[float, ...]:
+    """D_k for k = 1..if_order: the exemplars' mean distance to themselves shifted by k * if_shift."""
+    return tuple(
         float(np.mean([exemplar_shift_distance(s, k * cfg.if_shift, octaves=cfg.if_octaves,
-                                               kind=cfg.if_distance_type, padding=ex_pad) for s in sources]))
+                                               kind=cfg.if_distance_type, padding=padding) for s in sources]))
         for k in range(1, cfg.if_order + 1)
     )
-    frame_pad = "circular" if cfg.tile else ex_pad
-    return AnimationObjective(spec, cfg.count, cfg.if_order, cfg.if_weight, targets, cfg.if_octaves,
-                              cfg.if_distance_type, frame_pad)
 
 
 def pair_distances(x, *, order, octaves, kind, padding):
     """(order, F): distance from frame t to frame (t + k) mod F, k = 1..order."""
     return jnp.stack([frame_distance(x, jnp.roll(x, -k, axis=0), octaves=octaves, kind=kind, padding=padding)
                       for k in range(1, order + 1)])
-
-
-class AnimationObjective(NamedTuple):
-    """Texture loss of every frame plus the inter-frame term; hashable, so compiled once."""
-
-    spec: Any
-    count: int
-    order: int
-    weight: float
-    targets: tuple[float, ...]  # D_k for k = 1..order: the exemplar shifted by k * if_shift
-    octaves: int
-    kind: str
-    padding: str
-
-    def __call__(self, x, targets, params):
-        from jtex.synth import texture_loss
-
-        texture = jnp.sum(texture_loss(x, targets, params, self.spec))
-        d = pair_distances(x, order=self.order, octaves=self.octaves, kind=self.kind, padding=self.padding)
-        goal = jnp.asarray(self.targets, d.dtype)[:, None]
-        return texture + self.weight * self.count * jnp.mean(((d - goal) / goal) ** 2)
 
 
 def save_outputs(path: Path, frames: np.ndarray, cfg: SynthConfig):

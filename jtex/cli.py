@@ -20,6 +20,7 @@ SUBCOMMANDS = ("synth", "weights", "features")
 
 
 def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
+    from jtex import choices
     from jtex.config import SynthConfig
 
     d = SynthConfig()
@@ -38,17 +39,22 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     a("-n", "--save-every", type=int, default=d.save_every, help="snapshot + checkpoint every N iterations (0: never)")
     a("-ss", "--source-scale", type=float, default=None, help="scale the source(s) by this factor")
     a("-sw", "--source-width", type=int, default=None, help="resize the source(s) to this width")
-    a("-p", "--padding-mode", default=d.padding, choices=("valid", "same", "reflect", "circular"))
-    a("--pooling", default=d.pooling, choices=("avg", "max"))
-    a("--gram", default=d.gram, choices=("snelgrove", "gatys", "none"),
+    a("-p", "--padding-mode", default=d.padding, choices=choices.PADDINGS)
+    a("--pooling", default=d.pooling, choices=choices.POOLINGS)
+    a("--gram", default=d.gram, choices=choices.GRAM_NORMS,
       help="Gram normalisation: snelgrove = F'F/(MN), loss sum sq; gatys = F'F/M, loss sum sq/(4N^2)")
-    a("-j", "--join-mode", default=d.join, choices=("average", "max", "log_euclidean", "affine_invariant"),
+    a("-j", "--join-mode", default=d.join, choices=choices.JOIN_MODES,
       help="how several sources' Grams are joined")
     a("--mul", type=float, default=d.mul, help="multiply the target Grams")
     a("--init", default="random", help="random | symmetric | PATH of a start image")
+    a("--init-scale", type=float, default=d.init_scale,
+      help="standard deviation of the start noise (pixels in [0, 1]); small keeps fine grain like the exemplar's")
+    a("--margin", type=int, default=None,
+      help=f"px synthesised beyond each side and cropped, so borders carry texture (default {choices.MARGIN}; "
+           "0 with --tile)")
     a("--seed", type=int, default=d.seed)
     a("--tol", type=float, default=d.tol, help="stop when the relative loss decrease falls below this")
-    a("--optimizer", default=d.optimizer, choices=("lbfgs-b", "lbfgs", "lbfgs-zoom", "jaxopt-lbfgs", "adam"))
+    a("--optimizer", default=d.optimizer, choices=choices.OPTIMIZERS)
     a("--lr", type=float, default=d.lr, help="learning rate (adam)")
     a("--batch", type=int, default=d.batch, help="independent syntheses, in one vmapped program")
     a("--separate", action="store_true", help="one synthesis per source instead of joining them")
@@ -63,7 +69,7 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     g.add_argument("--if-weight", type=float, default=d.if_weight)
     g.add_argument("--if-shift", type=float, default=d.if_shift, help="target motion in exemplar pixels per frame")
     g.add_argument("--if-order", type=int, default=d.if_order, help="tie each frame to the next N")
-    g.add_argument("--if-distance-type", default=d.if_distance_type, choices=("l2", "lap1"))
+    g.add_argument("--if-distance-type", default=d.if_distance_type, choices=choices.IF_DISTANCES)
     g.add_argument("--if-octaves", type=int, default=d.if_octaves)
     g.add_argument("--fps", type=float, default=d.fps, help="animation frame rate")
     return p
@@ -80,7 +86,8 @@ def config_from_args(args):
         octaves=args.octaves, layers=layers,
         layer_weights=tuple(args.layer_weights) if args.layer_weights else None,
         gram=args.gram, padding=args.padding_mode, pooling=args.pooling, join=args.join_mode, mul=args.mul,
-        source_width=args.source_width, source_scale=args.source_scale, init=init, optimizer=args.optimizer,
+        source_width=args.source_width, source_scale=args.source_scale, init=init, init_scale=args.init_scale,
+        margin=args.margin, optimizer=args.optimizer,
         max_iter=args.max_iter, tol=args.tol, lr=args.lr, save_every=args.save_every, seed=args.seed,
         batch=args.batch, separate=args.separate, tile=args.tile, coarse_to_fine=args.coarse_to_fine,
         match_histogram=args.match_histogram, weights=args.weights, count=args.count,

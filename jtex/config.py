@@ -10,16 +10,18 @@ Gatys' full model is ``octaves=1, layers=("conv1_1", "pool1", "pool2",
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jtex import optimize, stats, vgg
+import numpy as np
+
+from jtex import choices
+from jtex.choices import IF_DISTANCES, INIT_MODES
 from jtex.errors import JtexError
 
 GATYS_LAYERS = ("conv1_1", "pool1", "pool2", "pool3", "pool4")
-INIT_MODES = ("noise", "symmetric")
-IF_DISTANCES = ("l2", "lap1")
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,9 @@ class SynthConfig:
     mul: float = 1.0
     source_width: int | None = None
     source_scale: float | None = None
-    init: str = "noise"  # 'noise', 'symmetric' or an image path
+    init: str = "noise"  # 'noise' (or 'random'), 'symmetric' or an image path
+    init_scale: float = 0.01  # standard deviation of the start noise, in [0, 1] pixel units
+    margin: int | None = None  # px synthesised beyond each side and cropped; None: automatic
     optimizer: str = "lbfgs-b"
     max_iter: int = 500
     tol: float = 1e-9
@@ -59,18 +63,24 @@ class SynthConfig:
     if_octaves: int = 1
     fps: float = 12.0
     extra: dict = field(default_factory=dict, compare=False, repr=False)
+    # Exemplars given as arrays (Python API) instead of files: (h, w, 3) float32 in [0, 1].
+    arrays: tuple | None = field(default=None, compare=False, repr=False)
 
     def replace(self, **kw) -> SynthConfig:
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("extra")
+        """JSON-able settings; exemplars given as arrays appear as their sha256."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "arrays")}
+        d = json.loads(json.dumps(d))
+        if self.arrays is not None:
+            d["array_sha256"] = [hashlib.sha256(np.ascontiguousarray(a, np.float32).tobytes()).hexdigest()
+                                 for a in self.arrays]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(cls)} - {"arrays", "extra"}
         unknown = set(d) - names
         if unknown:
             raise JtexError(f"unknown setting(s) {', '.join(sorted(unknown))}")
@@ -92,21 +102,23 @@ class SynthConfig:
             bad(f"--octaves must be at least 1, got {self.octaves}")
         if not self.layers:
             bad("--layers is empty: name at least one layer, e.g. -l 2 7 or -l relu3_1")
+        from jtex import vgg
+
         try:
             vgg.resolve_layers(self.layers)
         except ValueError as e:
             bad(f"--layers: {e}")
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             bad(f"--layer-weights has {len(self.layer_weights)} values for {len(self.layers)} layers")
-        choices = {
-            "gram": (self.gram, stats.GRAM_NORMS),
-            "padding-mode": (self.padding, vgg.PADDINGS),
-            "pooling": (self.pooling, vgg.POOLINGS),
-            "join-mode": (self.join, stats.JOIN_MODES),
-            "optimizer": (self.optimizer, optimize.METHODS),
+        named = {
+            "gram": (self.gram, choices.GRAM_NORMS),
+            "padding-mode": (self.padding, choices.PADDINGS),
+            "pooling": (self.pooling, choices.POOLINGS),
+            "join-mode": (self.join, choices.JOIN_MODES),
+            "optimizer": (self.optimizer, choices.OPTIMIZERS),
             "if-distance-type": (self.if_distance_type, IF_DISTANCES),
         }
-        for flag, (value, allowed) in choices.items():
+        for flag, (value, allowed) in named.items():
             if value not in allowed:
                 bad(f"--{flag} {value!r} is not one of: {', '.join(allowed)}")
         if self.max_iter < 1:
@@ -137,6 +149,10 @@ class SynthConfig:
             bad(f"--fps must be positive, got {self.fps}")
         if self.init not in INIT_MODES and not Path(self.init).is_file():
             bad(f"--init {self.init!r}: not 'random', 'symmetric' or an existing image file")
+        if not (self.init_scale >= 0 and self.init_scale <= 1):
+            bad(f"--init-scale must be between 0 and 1, got {self.init_scale}")
+        if self.margin is not None and not 0 <= self.margin <= 256:
+            bad(f"--margin must be between 0 and 256 px, got {self.margin}")
         return self
 
     def dumps(self) -> str:

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-METHODS = ("lbfgs-b", "lbfgs", "lbfgs-zoom", "jaxopt-lbfgs", "adam")
+from jtex.choices import OPTIMIZERS as METHODS
 
 
 class Progress(NamedTuple):
@@ -57,6 +57,7 @@ class Result(NamedTuple):
     evaluations: int
     converged: bool
     state: Any
+    message: str = ""  # why the optimiser stopped (scipy's own message for lbfgs-b)
 
 
 # --------------------------------------------------------------------------
@@ -102,7 +103,10 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
     )
     x = res.x.reshape(shape).astype(np.float32)
     losses = np.asarray(per_image(jnp.asarray(x), batched, shared))
-    return Result(x, losses, iteration, evals, bool(res.success and iteration < max_iter), None)
+    message = res.message if isinstance(res.message, str) else str(res.message)
+    if not res.success and "ITERATIONS REACHED LIMIT" not in message.upper():
+        message = f"abnormal stop: {message}"
+    return Result(x, losses, iteration, evals, bool(res.success and iteration < max_iter), None, message)
 
 
 # --------------------------------------------------------------------------
@@ -346,8 +350,9 @@ def _minimize_device(fun, x0, batched, shared, *, method, max_iter, tol, lr, bou
         if callback is not None:
             callback(Progress(iteration, rows, s.x, s, int(jnp.sum(s.evals)) - evals0))
     final = np.asarray(compiled.per_image(s.x, batched, shared))
-    return Result(np.asarray(s.x), final, int(jnp.max(s.k)), int(jnp.sum(s.evals)) - evals0,
-                  bool(jnp.all(s.done)), s)
+    converged = bool(jnp.all(s.done))
+    return Result(np.asarray(s.x), final, int(jnp.max(s.k)), int(jnp.sum(s.evals)) - evals0, converged, s,
+                  "converged (relative decrease below tol)" if converged else "iteration limit reached")
 
 
 def minimize(

@@ -1,15 +1,13 @@
-"""A self-describing, resumable run folder.
+"""A self-describing, resumable run folder, for any job that runs long (synthesis, training).
 
-    DIR/config.json      every setting, seed, versions, device, weights sha256 (written first)
-    DIR/metrics.jsonl    one line per iteration: stage, iteration, loss(es), seconds
-    DIR/snapshots/       iter_NNNNNN.png every save_every iterations
-    DIR/checkpoints/     orbax checkpoint of the image(s) and optimiser state (latest only)
-    DIR/output.png       or output_000.png ... and sheet.png for a batch
-    DIR/loss.png         the loss curve
-    DIR/result.json      final losses and timings; its presence marks the run finished
+    DIR/config.json      settings, seed, command, versions, device, weights sha256 (written first)
+    DIR/metrics.jsonl    one JSON line per step
+    DIR/checkpoints/     orbax checkpoint: a JSON meta and a pytree of arrays (latest only)
+    DIR/*.png            named images (outputs, snapshots, curves)
+    DIR/result.json      the final numbers; its presence marks the run finished
 
-Running the same command on the same DIR resumes from the checkpoint; a
-finished run is not redone; a different config in the same DIR is refused.
+A :class:`RunDir` writes these; the job decides what goes in them (see
+:mod:`jtex.synth`). Reopening a folder with other settings is refused.
 """
 
 from __future__ import annotations
@@ -19,18 +17,14 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from jtex import image
-from jtex.config import SynthConfig
 from jtex.errors import JtexError
-
-# Settings that change how a run reports, not what it computes.
-_COSMETIC = {"save_every", "fps"}
 
 
 def _atomic_write_text(path: Path, text: str):
@@ -65,31 +59,33 @@ def versions() -> dict:
     }
 
 
-class Checkpoint(NamedTuple):
-    stage: int
-    iteration: int
-    x: Any
-    state: Any
-    seconds: float
-
-
 class RunDir:
-    def __init__(self, path, cfg: SynthConfig, weights_meta: dict):
+    """A run folder: settings checked on reuse, metrics, checkpoints, images, a result.
+
+    Args:
+      path: the folder (made if missing).
+      settings: JSON-able dict of everything that decides what the run
+        computes; a folder holding other settings is refused.
+      seed: the run's seed, written to the manifest.
+      weights: metadata of the weights used (name, arch, sha256s).
+      cosmetic: setting names that only change how a run reports (ignored
+        when comparing with an existing folder).
+    """
+
+    def __init__(self, path, settings: dict, *, seed: int, weights: dict | None = None,
+                 cosmetic: tuple[str, ...] = ()):
         self.path = Path(path)
-        self.cfg = cfg
         if self.path.exists() and not self.path.is_dir():
             raise JtexError(f"--output-dir {self.path} is a file; name a folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.snapshots = self.path / "snapshots"
         self.config_path = self.path / "config.json"
-        settings = cfg.to_dict()
+        settings = json.loads(json.dumps(settings))
         if self.config_path.is_file():
             try:
                 old = json.loads(self.config_path.read_text())["settings"]
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, TypeError):
                 raise JtexError(f"{self.config_path} is unreadable; delete it or use another --output-dir") from None
-            diff = sorted(k for k in set(old) | set(settings)
-                          if k not in _COSMETIC and old.get(k) != json.loads(json.dumps(settings.get(k))))
+            diff = sorted(k for k in set(old) | set(settings) if k not in cosmetic and old.get(k) != settings.get(k))
             if diff:
                 raise JtexError(
                     f"{self.path} holds a run with other settings ({', '.join(diff)}); "
@@ -98,14 +94,18 @@ class RunDir:
         else:
             manifest = {
                 "settings": settings,
-                "seed": cfg.seed,
+                "seed": seed,
                 "command": sys.argv,
                 "versions": versions(),
-                "weights": {k: weights_meta.get(k) for k in ("name", "arch", "source_sha256", "npz_sha256")},
+                "weights": {k: (weights or {}).get(k) for k in ("name", "arch", "source_sha256", "npz_sha256")},
             }
             _atomic_write_text(self.config_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        self.finished = (self.path / "result.json").is_file()
         self._manager = None
+
+    @property
+    def finished(self) -> bool:
+        """``result.json`` exists: the run ended and wrote its outputs."""
+        return (self.path / "result.json").is_file()
 
     # ---- checkpoints -----------------------------------------------------
 
@@ -121,21 +121,20 @@ class RunDir:
             )
         return self._manager
 
-    def checkpoint(self, stage: int, iteration: int, x, state, seconds: float, cfg: SynthConfig):
+    def checkpoint(self, step: int, meta: dict, arrays: dict):
+        """Save ``arrays`` (a pytree) with a JSON ``meta`` as checkpoint ``step``; keep only the latest."""
         import orbax.checkpoint as ocp
 
-        x = np.asarray(x)
-        self._snapshot(iteration, x)
-        step = stage * cfg.max_iter + iteration
-        arrays = {"x": x, "state": state} if state is not None else {"x": x}
-        meta = {"stage": stage, "iteration": iteration, "seconds": seconds, "has_state": state is not None,
-                "x_shape": list(x.shape)}
         self.manager.save(step, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta),
                                                         arrays=ocp.args.StandardSave(arrays)), force=True)
         self.manager.wait_until_finished()
 
-    def restore(self, like_state=None) -> Checkpoint | None:
-        """The latest checkpoint; ``like_state(x)`` builds a state tree to restore into."""
+    def restore(self, target: Callable[[dict], dict | None]) -> tuple[dict, dict] | None:
+        """The latest checkpoint as ``(meta, arrays)``, or None.
+
+        ``target(meta)`` returns the pytree of arrays to restore into (shapes
+        and dtypes), or None when the checkpoint cannot be used.
+        """
         if not (self.path / "checkpoints").is_dir():
             return None
         import orbax.checkpoint as ocp
@@ -144,94 +143,53 @@ class RunDir:
         if step is None:
             return None
         meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        x_like = np.zeros(meta["x_shape"], np.float32)
-        target = {"x": x_like}
-        if meta["has_state"]:
-            if like_state is None:
-                return None
-            target["state"] = like_state(x_like, meta["stage"])
-        arrays = self.manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(target)))
-        arrays = arrays["arrays"]
-        self._truncate_metrics(meta["stage"], meta["iteration"])
-        return Checkpoint(meta["stage"], meta["iteration"], np.asarray(arrays["x"]), arrays.get("state"),
-                          meta["seconds"])
+        like = target(meta)
+        if like is None:
+            return None
+        arrays = self.manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(like)))
+        return meta, arrays["arrays"]
 
-    # ---- metrics and images ----------------------------------------------
+    # ---- metrics, images, result -----------------------------------------
 
-    def log(self, stage: int, iteration: int, losses: np.ndarray, seconds: float):
-        """losses (k, B): the last k iterations' per-image losses, ending at ``iteration``."""
+    def log(self, records: list[dict]):
+        """Append one JSON line per record to ``metrics.jsonl``."""
         with open(self.path / "metrics.jsonl", "a") as f:
-            first = iteration - len(losses) + 1
-            for i, row in enumerate(np.asarray(losses, np.float64)):
-                rec = {"stage": stage, "iteration": first + i, "loss": float(np.nansum(row)),
-                       "seconds": round(seconds, 4)}
-                if row.size > 1:
-                    rec["losses"] = [float(v) for v in row]
-                f.write(json.dumps(rec) + "\n")
-
-    def _truncate_metrics(self, stage: int, iteration: int):
-        path = self.path / "metrics.jsonl"
-        if not path.is_file():
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a kill
-            if (rec["stage"], rec["iteration"]) <= (stage, iteration):
-                keep.append(line)
-        _atomic_write_text(path, "".join(s + "\n" for s in keep))
+            f.write("".join(json.dumps(r) + "\n" for r in records))
 
     def metrics(self) -> list[dict]:
+        """The records of ``metrics.jsonl`` (a line cut by a kill is skipped)."""
         path = self.path / "metrics.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
 
-    def _snapshot(self, iteration: int, x: np.ndarray):
-        imgs = x.reshape((-1,) + x.shape[-3:])
-        pic = imgs[0] if len(imgs) == 1 else image.contact_sheet(list(imgs))
-        image.save(self.snapshots / f"iter_{iteration:06d}.png", pic)
+    def keep_metrics(self, keep: Callable[[dict], bool]):
+        """Rewrite ``metrics.jsonl`` with only the records ``keep`` accepts (on resume)."""
+        if (self.path / "metrics.jsonl").is_file():
+            _atomic_write_text(self.path / "metrics.jsonl",
+                               "".join(json.dumps(r) + "\n" for r in self.metrics() if keep(r)))
 
-    def note_nonfinite(self):
-        (self.path / "FAILED").write_text("the loss became NaN/Inf; see the last snapshot\n")
+    def save_image(self, name: str, img: np.ndarray) -> Path:
+        """Write an (H, W, 3) image in [0, 1] to ``name`` inside the folder."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return image.save(path, img)
 
-    def finish(self, res, sources, paths):
-        imgs = res.images
-        cfg = self.cfg
-        if cfg.count > 1:
-            from jtex import animation
+    def note_failed(self, message: str):
+        (self.path / "FAILED").write_text(message + "\n")
 
-            animation.save_outputs(self.path, imgs, cfg)
-        elif len(imgs) == 1:
-            image.save(self.path / "output.png", imgs[0])
-        else:
-            for i, im in enumerate(imgs):
-                image.save(self.path / f"output_{i:03d}.png", im)
-            image.save(self.path / "sheet.png", image.contact_sheet(list(imgs), exemplar=sources[0]))
-        plot_loss(self.path / "loss.png", self.metrics())
-        result = {
-            "losses": [float(v) for v in np.ravel(res.losses)],
-            "iterations": res.iterations,
-            "evaluations": res.evaluations,
-            "seconds": round(res.seconds, 3),
-            "sources": [str(p) for p in paths],
-        }
+    def write_result(self, result: dict):
+        """Write ``result.json``, last: its presence marks the run finished."""
         _atomic_write_text(self.path / "result.json", json.dumps(result, indent=2) + "\n")
 
-    def load_result(self):
-        from jtex.synth import SynthResult
-
-        result = json.loads((self.path / "result.json").read_text())
-        if self.cfg.count > 1:
-            files = sorted(self.path.glob("frame_*.png"))
-        else:
-            files = [self.path / "output.png"] if (self.path / "output.png").is_file() else sorted(
-                self.path.glob("output_*.png"))
-        images = np.stack([image.load(f) for f in files])
-        return SynthResult(images, np.asarray(result["losses"]), result["iterations"], result["evaluations"],
-                           result["seconds"], self.cfg)
+    def read_result(self) -> dict:
+        return json.loads((self.path / "result.json").read_text())
 
 
 def plot_loss(path: Path, metrics: list[dict], size=(640, 400)):

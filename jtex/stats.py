@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-GRAM_NORMS = ("gatys", "snelgrove", "none")
-JOIN_MODES = ("average", "max", "log_euclidean", "affine_invariant")
+from jtex.choices import GRAM_NORMS, JOIN_MODES  # noqa: F401  (re-exported)
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 

@@ -1,29 +1,20 @@
 """Gatys and Snelgrove texture synthesis: exemplars -> targets -> optimise -> images.
 
-Objective (Snelgrove 2017, with Gatys 2015 as ``octaves=1``): for the image
-x being synthesised and its Gaussian pyramid x_o (o = 0 .. octaves-1),
+    problem = build(cfg)          # sources, weights, targets, start images, stages
+    result = run(cfg, "runs/x")   # build, optimise stage by stage, write the run folder
 
-    L(x) = sum_o sum_l w_l * d(G(F_l(x_o)), T_{o,l})
+The objective is :mod:`jtex.objective`'s; a batch (independent seeds, or one
+synthesis per source with ``separate``) is ``jax.vmap`` of the per-element
+objective, optimised together by :func:`jtex.optimize.minimize`.
 
-where F_l are VGG activations, G the Gram matrix (``gatys``: F^T F / M with
-d = sum (G - T)^2 / (4 N^2); ``snelgrove``: F^T F / (M N) with d = sum (G -
-T)^2) and T_{o,l} the exemplars' Grams at the same octave, joined across
-sources (average, max, log-Euclidean or affine-invariant mean), times ``mul``.
-
-Everything for one image -- pyramid, VGG at every octave, every Gram -- is one
-jitted function; a batch (independent seeds, or one synthesis per source with
-``separate``) is ``jax.vmap`` of it, optimised together.
-
-Padding: with ``padding="valid"`` (Snelgrove's default) both the pyramid and
-the VGG use no padding, so borders never enter the statistics. Otherwise the
-VGG uses the padding named and the pyramid reflects (zero padding would
-darken every octave's border). With ``tile=True`` the synthesised image uses
-circular padding in both, so its statistics see no seam and the output tiles.
+Borders: a synthesised pixel near the edge sits in fewer conv windows than
+one inside, so it gets less gradient and stays near its start colour (a flat
+frame). Unless the output tiles, jtex synthesises a canvas ``margin`` pixels
+larger on every side and crops it: the frame falls in the margin.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -34,73 +25,74 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
-from jtex import image, optimize, pyramid, stats, vgg, weights
+from jtex import image, initial, metrics, objective, optimize, pyramid, stats, vgg, weights
+from jtex.choices import INIT_MODES, MARGIN
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
+from jtex.objective import Spec
 
 
-class Spec(NamedTuple):
-    """The static (hashable) part of the objective."""
+class Stage(NamedTuple):
+    """One optimisation stage: the first octave matched, and the canvas size (margin included)."""
 
-    layers: tuple[str, ...]
-    weights: tuple[float, ...]
-    octaves: int
-    gram: str
-    vgg_padding: str
-    pyr_padding: str
-    pooling: str
-    grey: bool = False  # every source is greyscale: synthesise a greyscale image
+    octave: int
+    height: int
+    width: int
 
 
-def exemplar_spec(cfg: SynthConfig) -> Spec:
-    layers = vgg.resolve_layers(cfg.layers)
-    w = tuple(float(v) for v in cfg.layer_weights) if cfg.layer_weights else (1.0,) * len(layers)
-    pyr = "valid" if cfg.padding == "valid" else ("circular" if cfg.padding == "circular" else "reflect")
-    return Spec(layers, w, cfg.octaves, cfg.gram, cfg.padding, pyr, cfg.pooling)
+@dataclass(frozen=True)
+class Problem:
+    """Everything a synthesis needs before optimising; see :func:`build`.
 
-
-def output_spec(cfg: SynthConfig) -> Spec:
-    spec = exemplar_spec(cfg)
-    if cfg.tile:
-        return spec._replace(vgg_padding="circular", pyr_padding="circular")
-    return spec
-
-
-# --------------------------------------------------------------------------
-# Statistics and the loss
-# --------------------------------------------------------------------------
-
-
-def grams(params, x, spec: Spec) -> list[list[jax.Array]]:
-    """Grams of every (octave, layer) for images x (N, H, W, 3): [[(N, C, C)]]."""
-    out = []
-    for level in pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding):
-        feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
-        out.append([stats.gram(feats[name], norm=spec.gram) for name in spec.layers])
-    return out
-
-
-@functools.partial(jax.jit, static_argnames="spec")
-def _exemplar_grams(params, x, spec):
-    return grams(params, x, spec)
-
-
-def texture_loss(x, targets, params, spec: Spec):
-    """Per-image loss: x (N, H, W, 3) -> (N,), targets [[(C, C)]] or [[(N, C, C)]].
-
-    With ``spec.grey`` the image is seen through its channel mean: a grey
-    exemplar's Grams constrain colour only weakly, and left free the
-    optimiser paints coloured patches into a grey texture.
+    ``targets`` are batched: ``[[(B, C, C)]]`` per octave and layer, B the
+    number of batch elements; each element holds F = ``count`` frames.
     """
-    if spec.grey:
-        x = jnp.broadcast_to(jnp.mean(x, axis=-1, keepdims=True), x.shape)
-    total = 0.0
-    for o, per_layer in enumerate(grams(params, x, spec)):
-        for l, g in enumerate(per_layer):
-            total = total + spec.weights[l] * stats.gram_distance(g, targets[o][l], norm=spec.gram)
-    return total
+
+    cfg: SynthConfig
+    paths: list[Path]
+    sources: list[np.ndarray]  # (h, w, 3) each, in [0, 1]
+    spec: Spec  # how the synthesised image is seen
+    params: dict  # the VGG, pruned to the deepest layer used
+    weights_meta: dict
+    targets: list[list[jax.Array]]
+    x0: jax.Array  # (B, F, H, W, 3): the first stage's start
+    stages: list[Stage]
+    margin: int
+    src_index: np.ndarray  # (B,): the source each element follows (all 0 unless ``separate``)
+
+    @property
+    def batch(self) -> int:
+        return len(self.src_index)
+
+    def objective(self, stage: Stage):
+        """The per-element objective of a stage (coarse-to-fine stages skip the finest octaves)."""
+        spec = self.spec._replace(octaves=self.cfg.octaves - stage.octave)
+        return objective.make(self.cfg, spec, self.sources)
+
+    def targets_for(self, stage: Stage):
+        return self.targets[stage.octave:]
+
+    def crop(self, x) -> np.ndarray:
+        """(..., H + 2m, W + 2m, 3) canvas -> (..., H, W, 3) output."""
+        m = self.margin
+        x = np.asarray(x, np.float32)
+        return x[..., m:x.shape[-3] - m, m:x.shape[-2] - m, :] if m else x
+
+
+@dataclass
+class SynthResult:
+    images: np.ndarray  # (B, H, W, 3) in [0, 1]
+    losses: np.ndarray  # (B,) final loss per image (before histogram matching)
+    iterations: int
+    evaluations: int
+    seconds: float
+    config: SynthConfig
+    message: str = ""  # the optimiser's own word on why it stopped
+
+
+class NonFiniteLoss(JtexError):
+    pass
 
 
 # --------------------------------------------------------------------------
@@ -112,11 +104,12 @@ def min_side(spec: Spec, octaves: int | None = None) -> int:
     """Smallest square side for which the deepest layer exists at the coarsest octave."""
     octaves = spec.octaves if octaves is None else octaves
     deepest = vgg.deepest(spec.layers)
-    for n in range(1, 1 << 16):
+    n = 1
+    while True:
         h, _ = pyramid.level_sizes(n, n, octaves, spec.pyr_padding)[-1]
         if h >= 1 and vgg.output_size(h, h, deepest, spec.vgg_padding)[0] >= 1:
             return n
-    raise AssertionError("unreachable")
+        n += 1
 
 
 def _check_size(what: str, h: int, w: int, spec: Spec, octaves: int, fix: str):
@@ -154,26 +147,86 @@ def available_bytes() -> int:
 
 
 def load_sources(cfg: SynthConfig) -> tuple[list[Path], list[np.ndarray]]:
+    """The exemplars as float32 (h, w, 3) in [0, 1]; file paths, or arrays passed in the config."""
+    if cfg.arrays is not None:
+        return [Path(f"<array {i}>") for i in range(len(cfg.arrays))], list(cfg.arrays)
     if not cfg.sources:
         raise JtexError("no source image: pass -s/--source FILE_OR_DIR")
     paths = image.expand_sources(cfg.sources)
-    imgs = [image.load(p, width=cfg.source_width, scale=cfg.source_scale) for p in paths]
-    return paths, imgs
+    return paths, [image.load(p, width=cfg.source_width, scale=cfg.source_scale) for p in paths]
+
+
+def plan_stages(cfg: SynthConfig, margin: int) -> list[Stage]:
+    """Coarse-to-fine: one stage per octave, coarsest first; else one stage."""
+    h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
+    if not cfg.coarse_to_fine or cfg.octaves == 1:
+        return [Stage(0, h, w)]
+    return [Stage(k, max(1, round(h / 2**k)), max(1, round(w / 2**k))) for k in range(cfg.octaves - 1, -1, -1)]
+
+
+def default_margin(cfg: SynthConfig) -> int:
+    """Pixels added on every side and cropped: none for tiles (a torus has no border)."""
+    if cfg.margin is not None:
+        return cfg.margin
+    return 0 if cfg.tile or cfg.padding == "circular" else MARGIN
+
+
+def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list[Path], margin: int):
+    """Sizes, tiling and memory, before anything is compiled; one-line errors."""
+    spec = objective.exemplar_spec(cfg)
+    for p, s in zip(paths, sources):
+        _check_size(f"source {p}", s.shape[0], s.shape[1], spec, cfg.octaves,
+                    "use a larger --source-width, fewer --octaves or --padding-mode same")
+    out = objective.output_spec(cfg)
+    for st in plan_stages(cfg, margin):
+        if st.octave == 0:  # the canvas is larger: the size asked for is what must fit
+            what, h, w = "the output", cfg.output_height, cfg.output_width
+        else:
+            what, h, w = f"coarse-to-fine stage {st.octave} ({st.width}x{st.height})", st.height, st.width
+        _check_size(what, h, w, out, cfg.octaves - st.octave,
+                    "ask for a larger output, fewer --octaves or --padding-mode same")
+    if cfg.tile:
+        seq = vgg.layer_sequence("vgg19")
+        pools = sum(1 for n in seq[: seq.index(vgg.deepest(out.layers)) + 1] if n.startswith("pool"))
+        step = 2 ** (cfg.octaves - 1 + pools)
+        if cfg.output_width % step or cfg.output_height % step:
+            raise JtexError(
+                f"--tile needs output sides divisible by {step} ({cfg.octaves} octaves, {pools} poolings) "
+                f"to wrap exactly; try {max(step, round(cfg.output_width / step) * step)}x"
+                f"{max(step, round(cfg.output_height / step) * step)}"
+            )
+    n_images = (len(sources) if cfg.separate else 1) * cfg.batch * cfg.count
+    h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
+    need = estimate_bytes(h, w, n_images, out)
+    have = available_bytes()
+    if need > have:
+        raise JtexError(
+            f"{cfg.output_width}x{cfg.output_height} x {n_images} image(s) needs about {need / 2**30:.1f} GiB, "
+            f"only {have / 2**30:.1f} GiB is free; use a smaller output or --batch, or --coarse-to-fine"
+        )
+
+
+def prune(params, spec: Spec):
+    """Only the convs the deepest layer needs (less to transfer and trace), as device arrays."""
+    seq = vgg.layer_sequence(params)
+    last = seq.index(vgg.deepest(spec.layers))
+    keep = {"input"} | {n for n in seq[: last + 1] if n.startswith("conv")}
+    return {k: jax.tree.map(jnp.asarray, v) for k, v in params.items() if k in keep}
 
 
 def compute_targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, separate: bool):
-    """Target Grams [[(S or 1, C, C)]] per octave and layer.
+    """Target Grams ``[[(S or 1, C, C)]]`` per octave and layer.
 
     Joined across sources (``cfg.join``) unless ``separate``; times ``cfg.mul``.
     """
-    spec = exemplar_spec(cfg)
+    spec = objective.exemplar_spec(cfg)
     # Sources of one size go through the network together, as one batch.
     by_shape: dict[tuple, list[int]] = {}
     for i, s in enumerate(sources):
         by_shape.setdefault(s.shape, []).append(i)
     per_source: list = [None] * len(sources)
     for idx in by_shape.values():
-        g = _exemplar_grams(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
+        g = objective.exemplar_grams(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
         for j, i in enumerate(idx):
             per_source[i] = [[t[j:j + 1] for t in row] for row in g]
     targets = []
@@ -191,78 +244,56 @@ def compute_targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, sepa
     return targets
 
 
-# --------------------------------------------------------------------------
-# Initialisation
-# --------------------------------------------------------------------------
+def start_images(cfg: SynthConfig, sources, src_index, stage: Stage) -> jax.Array:
+    """(B, F, H, W, 3) start of the first stage: noise near each element's exemplar colour, or an image."""
+    b, f = len(src_index), cfg.count
+    if cfg.init not in INIT_MODES:
+        start = image.resize(image.load(cfg.init), width=stage.width, height=stage.height)
+        return jnp.broadcast_to(jnp.asarray(start), (b, f, stage.height, stage.width, 3))
+    if cfg.separate:
+        pixels = [sources[i] for i in src_index]
+    else:
+        pixels = [np.concatenate([s.reshape(-1, 3) for s in sources])] * b
+    mean = np.repeat(np.stack([p.reshape(-1, 3).mean(0) for p in pixels]), f, axis=0)
+    colour = np.repeat(np.stack([initial.colour_mixing(p) for p in pixels]), f, axis=0)
+    key, _ = jax.random.split(jax.random.key(cfg.seed))
+    mode = "symmetric" if cfg.init == "symmetric" else "noise"
+    x = initial.noise(key, b * f, stage.height, stage.width, mean, mode=mode, scale=cfg.init_scale, colour=colour)
+    return x.reshape((b, f, stage.height, stage.width, 3))
 
 
-def is_grey(img: np.ndarray) -> bool:
-    """True when all three channels are equal (an L-mode file, or a grey RGB one)."""
-    return bool(np.all(np.abs(img[..., 0] - img[..., 1]) < 1e-6) and np.all(np.abs(img[..., 1] - img[..., 2]) < 1e-6))
+def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
+    """Validate ``cfg``, load sources and weights, check sizes and memory, compute targets and the start.
 
-
-def colour_mixing(pixels: np.ndarray) -> np.ndarray:
-    """(3, 3) matrix giving white noise the exemplar's colour correlations.
-
-    sqrt(C) / sqrt(tr(C) / 3) for the pixels' colour covariance C: noise
-    stays at unit strength per channel on average, and is grey for a grey
-    exemplar (independent per-channel noise would leave colour casts that the
-    Gram loss removes only slowly).
+    Args:
+      params: a VGG params dict to use instead of ``cfg.weights`` (e.g. a
+        small random net from :func:`jtex.vgg.init_params` in tests).
     """
-    cov = np.cov(pixels.reshape(-1, 3).T.astype(np.float64))
-    power = np.trace(cov) / 3
-    if power < 1e-10:
-        return np.eye(3, dtype=np.float32)
-    w, v = np.linalg.eigh(cov)
-    return ((v * np.sqrt(np.clip(w, 0, None))) @ v.T / np.sqrt(power)).astype(np.float32)
-
-
-def init_images(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: float = 0.1,
-                colour=None) -> jax.Array:
-    """Start images (n, h, w, 3): noise around the exemplar's mean colour.
-
-    ``noise``: mean + scale * N(0, 1) per pixel (Snelgrove: noise shifted near
-    the mean colour; starting from black leaves dark borders), mixed across
-    channels by ``colour`` ((n, 3, 3) from :func:`colour_mixing`; default
-    independent channels).
-    ``symmetric``: Snelgrove's variant, noise mirrored in x and y and blurred.
-    Image i uses ``fold_in(key, i)``, so it does not depend on n.
-    """
-    mean = jnp.broadcast_to(jnp.asarray(mean, jnp.float32), (n, 3))
-    colour = jnp.broadcast_to(jnp.eye(3) if colour is None else jnp.asarray(colour, jnp.float32), (n, 3, 3))
-
-    def one(i, m, c):
-        k = jax.random.fold_in(key, i)
-        if mode == "symmetric":
-            q = jax.random.normal(k, ((h + 1) // 2, (w + 1) // 2, 3))
-            q = jnp.concatenate([q, q[::-1]], axis=0)[:h]
-            q = jnp.concatenate([q, q[:, ::-1]], axis=1)[:, :w]
-            q = pyramid.expand(pyramid.reduce(q[None], padding="reflect"), (h, w), padding="reflect")[0]
-            q = q / (jnp.std(q) + 1e-8)
-        else:
-            q = jax.random.normal(k, (h, w, 3))
-        return jnp.clip(m + scale * q @ c.T, 0.0, 1.0)
-
-    return jnp.stack([one(i, mean[i], colour[i]) for i in range(n)])
+    cfg.validate()
+    paths, sources = load_sources(cfg)
+    margin = default_margin(cfg)
+    check(cfg, sources, paths, margin)
+    if params is None:
+        params, meta = weights.resolve(cfg.weights)
+    else:
+        meta = {"name": "custom", "arch": vgg.arch_of(params)}
+    spec = objective.output_spec(cfg)._replace(grey=all(initial.is_grey(s) for s in sources))
+    params = prune(params, spec)
+    targets = compute_targets(params, sources, cfg, separate=cfg.separate)
+    # Batch layout: B elements of F = count frames; with `separate`, element i follows source i // batch.
+    n_src = len(sources) if cfg.separate else 1
+    src_index = np.repeat(np.arange(n_src), cfg.batch)
+    b = len(src_index)
+    batched = [[t[src_index] if cfg.separate else jnp.broadcast_to(t, (b,) + t.shape[1:]) for t in row]
+               for row in targets]
+    stages = plan_stages(cfg, margin)
+    return Problem(cfg, paths, sources, spec, params, meta, batched, start_images(cfg, sources, src_index, stages[0]),
+                   stages, margin, src_index)
 
 
 # --------------------------------------------------------------------------
 # Running a synthesis
 # --------------------------------------------------------------------------
-
-
-@dataclass
-class SynthResult:
-    images: np.ndarray  # (B, H, W, 3) in [0, 1]
-    losses: np.ndarray  # (B,) final loss per image (before histogram matching)
-    iterations: int
-    evaluations: int
-    seconds: float
-    config: SynthConfig
-
-
-class NonFiniteLoss(JtexError):
-    pass
 
 
 def _check_finite(losses, when: str, run_dir) -> None:
@@ -271,217 +302,243 @@ def _check_finite(losses, when: str, run_dir) -> None:
         return
     where = ""
     if run_dir is not None:
-        run_dir.note_nonfinite()
-        where = f"; the last good snapshot is in {run_dir.snapshots}"
+        run_dir.note_failed("the loss became NaN/Inf; see the last snapshot")
+        where = f"; the last good snapshot is in {run_dir.path / 'snapshots'}"
     raise NonFiniteLoss(f"the loss became NaN/Inf {when}{where}; check the sources and --mul, "
                         "or try another --seed, --optimizer or a lower --lr")
 
 
-def _plan_stages(cfg: SynthConfig) -> list[tuple[int, int, int]]:
-    """(first octave, height, width) per stage: coarse-to-fine or one stage."""
-    if not cfg.coarse_to_fine or cfg.octaves == 1:
-        return [(0, cfg.output_height, cfg.output_width)]
-    return [
-        (k, max(1, round(cfg.output_height / 2**k)), max(1, round(cfg.output_width / 2**k)))
-        for k in range(cfg.octaves - 1, -1, -1)
-    ]
+class _Reporter:
+    """The optimiser's callback for one stage: NaN check, progress bar, metrics, snapshots, checkpoints."""
+
+    def __init__(self, problem: Problem, run_dir, bar, stage_no: int, clock):
+        self.problem, self.run_dir, self.bar, self.stage_no, self.clock = problem, run_dir, bar, stage_no, clock
+
+    def __call__(self, p: optimize.Progress):
+        losses = np.asarray(p.losses)
+        _check_finite(losses, f"at iteration {p.iteration}", self.run_dir)
+        self.bar.update(len(losses))
+        self.bar.set_postfix(loss=f"{float(losses[-1].sum()):.4g}", refresh=False)
+        if self.run_dir is None:
+            return
+        seconds = self.clock()
+        first = p.iteration - len(losses) + 1
+        self.run_dir.log([dict(stage=self.stage_no, iteration=first + i, loss=float(np.nansum(row)),
+                               seconds=round(seconds, 4), **({"losses": row.tolist()} if row.size > 1 else {}))
+                          for i, row in enumerate(np.asarray(losses, np.float64))])
+        every = self.problem.cfg.save_every
+        if every and p.iteration // every > (p.iteration - len(losses)) // every:
+            x = np.asarray(p.x)
+            self.run_dir.save_image(f"snapshots/iter_{p.iteration:06d}.png", _sheet(self.problem.crop(x)))
+            meta = {"stage": self.stage_no, "iteration": p.iteration, "seconds": seconds,
+                    "has_state": p.state is not None, "x_shape": list(x.shape)}
+            arrays = {"x": x, "state": p.state} if p.state is not None else {"x": x}
+            self.run_dir.checkpoint(self.stage_no * self.problem.cfg.max_iter + p.iteration, meta, arrays)
 
 
-def prepare(cfg: SynthConfig):
-    """Validate, load sources and weights, check sizes and memory; no optimisation."""
-    cfg.validate()
-    paths, sources = load_sources(cfg)
-    spec = exemplar_spec(cfg)
-    for p, s in zip(paths, sources):
-        _check_size(f"source {p}", s.shape[0], s.shape[1], spec, cfg.octaves,
-                    "use a larger --source-width, fewer --octaves or --padding-mode same")
-    out = output_spec(cfg)
-    for k, h, w in _plan_stages(cfg):
-        _check_size("the output" if k == 0 else f"coarse-to-fine stage {k} ({w}x{h})", h, w, out, cfg.octaves - k,
-                    "ask for a larger output, fewer --octaves or --padding-mode same")
-    if cfg.tile:
-        seq = vgg.layer_sequence("vgg19")
-        pools = sum(1 for n in seq[: seq.index(vgg.deepest(out.layers)) + 1] if n.startswith("pool"))
-        step = 2 ** (cfg.octaves - 1 + pools)
-        if cfg.output_width % step or cfg.output_height % step:
-            raise JtexError(
-                f"--tile needs output sides divisible by {step} ({cfg.octaves} octaves, {pools} poolings) "
-                f"to wrap exactly; try {max(step, round(cfg.output_width / step) * step)}x"
-                f"{max(step, round(cfg.output_height / step) * step)}"
+def _sheet(x: np.ndarray) -> np.ndarray:
+    imgs = x.reshape((-1,) + x.shape[-3:])
+    return imgs[0] if len(imgs) == 1 else image.contact_sheet(list(imgs))
+
+
+def _restore(problem: Problem, run_dir):
+    """The latest checkpoint as (stage, iteration, x, state, seconds), or None."""
+    if run_dir is None:
+        return None
+    cfg = problem.cfg
+
+    def target(meta):
+        like = {"x": np.zeros(meta["x_shape"], np.float32)}
+        if meta["has_state"]:
+            stage = problem.stages[meta["stage"]]
+            like["state"] = optimize.init_device_state(
+                problem.objective(stage), cfg.optimizer, cfg.lr, like["x"], problem.targets_for(stage),
+                problem.params, tol=cfg.tol)
+        return like
+
+    found = run_dir.restore(target)
+    if found is None:
+        return None
+    meta, arrays = found
+    run_dir.keep_metrics(lambda r: (r["stage"], r["iteration"]) <= (meta["stage"], meta["iteration"]))
+    return meta["stage"], meta["iteration"], np.asarray(arrays["x"]), arrays.get("state"), meta["seconds"]
+
+
+def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
+    """Run every stage (resuming from the run folder's checkpoint); returns (x, optimize.Result, seconds)."""
+    from tqdm.auto import tqdm
+
+    cfg = problem.cfg
+    start = _restore(problem, run_dir)
+    t0 = time.perf_counter()
+    clock = lambda: (start[4] if start else 0.0) + time.perf_counter() - t0  # noqa: E731
+    bar = tqdm(total=cfg.max_iter * len(problem.stages), disable=not progress, unit="it", dynamic_ncols=True,
+               desc="synth", file=sys.stderr)
+    x, results = problem.x0, []
+    try:
+        for stage_no, stage in enumerate(problem.stages):
+            first_iter, state = 0, None
+            if start is not None and stage_no < start[0]:
+                bar.update(cfg.max_iter)
+                continue
+            if start is not None and stage_no == start[0]:
+                _, first_iter, x, state, _ = start
+            elif stage_no > 0:  # coarse-to-fine: the previous stage, upsampled, starts this one
+                x = jax.image.resize(jnp.asarray(x), x.shape[:2] + (stage.height, stage.width, 3), "bicubic")
+                x = x.clip(0.0, 1.0)
+            if len(problem.stages) > 1:
+                bar.set_description(f"synth {stage.width}x{stage.height}")
+            bar.update(first_iter)
+            res = optimize.minimize(
+                problem.objective(stage), x, problem.targets_for(stage), problem.params, method=cfg.optimizer,
+                max_iter=cfg.max_iter, tol=cfg.tol, lr=cfg.lr, bounds=(0.0, 1.0), chunk=cfg.save_every or 50,
+                callback=_Reporter(problem, run_dir, bar, stage_no, clock), start_iter=first_iter, state=state,
             )
-    n_images = (len(sources) if cfg.separate else 1) * cfg.batch * cfg.count
-    need = estimate_bytes(cfg.output_height, cfg.output_width, n_images, out)
-    have = available_bytes()
-    if need > have:
-        raise JtexError(
-            f"{cfg.output_width}x{cfg.output_height} x {n_images} image(s) needs about {need / 2**30:.1f} GiB, "
-            f"only {have / 2**30:.1f} GiB is free; use a smaller output or --batch, or --coarse-to-fine"
-        )
-    params, meta = weights.resolve(cfg.weights)
-    return paths, sources, params, meta
+            _check_finite(res.loss, f"after {res.iterations} iterations", run_dir)
+            x = res.x
+            results.append(res)
+    finally:
+        bar.close()
+    return x, results, clock()
 
 
-def _prune(params, spec: Spec):
-    """Only the convs the deepest layer needs (less to transfer and trace)."""
-    seq = vgg.layer_sequence(params)
-    last = seq.index(vgg.deepest(spec.layers))
-    keep = {"input"} | {n for n in seq[: last + 1] if n.startswith("conv")}
-    return {k: jax.tree.map(jnp.asarray, v) for k, v in params.items() if k in keep}
+def finalise(problem: Problem, x) -> np.ndarray:
+    """Crop the margin, make grey exemplars' outputs exactly grey, match histograms: (B*F, H, W, 3)."""
+    cfg = problem.cfg
+    images = problem.crop(x).reshape((-1, cfg.output_height, cfg.output_width, 3))
+    if problem.spec.grey:
+        images = np.repeat(images.mean(axis=-1, keepdims=True), 3, axis=-1)
+    if cfg.match_histogram:
+        refs = [problem.sources[i] for i in np.repeat(problem.src_index, cfg.count)] if cfg.separate else [
+            np.concatenate([s.reshape(-1, 3) for s in problem.sources])[:, None]] * len(images)
+        images = np.stack([image.match_histogram(im, ref) for im, ref in zip(images, refs)])
+    return images
 
 
-def objective(cfg: SynthConfig, spec: Spec, sources):
-    """The per-batch-element loss ``fun(x (F, H, W, 3), targets, params) -> ()``.
+def report(problem: Problem, res: SynthResult) -> dict:
+    """The numbers ``result.json`` holds: losses, work done, and how each image compares with its exemplar."""
+    per_image = np.repeat(problem.src_index, problem.cfg.count)
+    return {
+        "losses": [float(v) for v in np.ravel(res.losses)],
+        "iterations": res.iterations,
+        "evaluations": res.evaluations,
+        "seconds": round(res.seconds, 3),
+        "optimizer_message": res.message,
+        "sources": [str(p) for p in problem.paths],
+        "margin": problem.margin,
+        "spectrum": [metrics.spectrum_report(problem.sources[i], im) for i, im in zip(per_image, res.images)],
+        "border_contrast": [round(metrics.ring_contrast(im), 4) for im in res.images],
+    }
 
-    F = 1 for a still image; F = ``count`` frames for an animation, which adds
-    Snelgrove's inter-frame term (see :mod:`jtex.animation`).
-    """
+
+def write_outputs(run_dir, problem: Problem, res: SynthResult):
+    """Images, sheet or animation, loss curve, and ``result.json`` last."""
+    from jtex import animation
+
+    cfg, imgs = problem.cfg, res.images
     if cfg.count > 1:
-        from jtex import animation
+        animation.save_outputs(run_dir.path, imgs, cfg)
+    elif len(imgs) == 1:
+        run_dir.save_image("output.png", imgs[0])
+    else:
+        for i, im in enumerate(imgs):
+            run_dir.save_image(f"output_{i:03d}.png", im)
+        run_dir.save_image("sheet.png", image.contact_sheet(list(imgs), exemplar=problem.sources[0]))
+    from jtex.rundir import plot_loss
 
-        return animation.make_loss(cfg, spec, sources)
-    return StillObjective(spec)
-
-
-class StillObjective(NamedTuple):
-    """Sum of the texture losses of F images (H, W, 3); hashable, so compiled once."""
-
-    spec: Spec
-
-    def __call__(self, x, targets, params):
-        return jnp.sum(texture_loss(x, targets, params, self.spec))
+    plot_loss(run_dir.path / "loss.png", run_dir.metrics())
+    run_dir.write_result(report(problem, res))
 
 
-def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progress: bool = True) -> SynthResult:
+def open_run_dir(output_dir, problem: Problem):
+    from jtex import rundir
+
+    cfg = problem.cfg
+    return rundir.RunDir(output_dir, cfg.to_dict(), seed=cfg.seed, weights=problem.weights_meta,
+                         cosmetic=("save_every", "fps"))
+
+
+def load_finished(run_dir, cfg: SynthConfig) -> SynthResult:
+    result = run_dir.read_result()
+    if cfg.count > 1:
+        files = sorted(run_dir.path.glob("frame_*.png"))
+    elif (run_dir.path / "output.png").is_file():
+        files = [run_dir.path / "output.png"]
+    else:
+        files = sorted(run_dir.path.glob("output_*.png"))
+    return SynthResult(np.stack([image.load(f) for f in files]), np.asarray(result["losses"]), result["iterations"],
+                       result["evaluations"], result["seconds"], cfg, result.get("optimizer_message", ""))
+
+
+def run(cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progress: bool = True,
+        params: dict | None = None) -> SynthResult:
     """Synthesise according to ``cfg``; with ``output_dir``, write and resume a run folder.
 
     Returns:
       :class:`SynthResult` with ``images`` (B, H, W, 3): B = batch (times the
       number of sources with ``separate``), or ``count`` frames.
     """
-    from jtex import rundir
-
-    paths, sources, params, meta = prepare(cfg)
-    run_dir = rundir.RunDir(output_dir, cfg, meta) if output_dir is not None else None
+    problem = build(cfg, params=params)
+    run_dir = open_run_dir(output_dir, problem) if output_dir is not None else None
     if run_dir is not None and run_dir.finished:
         print(f"jtex: {run_dir.path} already holds a finished run; nothing to do", file=sys.stderr)
-        return run_dir.load_result()
-
-    init_key, _ = jax.random.split(jax.random.key(cfg.seed))
-    grey = all(is_grey(s) for s in sources)
-    spec = output_spec(cfg)._replace(grey=grey)
-    params = _prune(params, spec)
-    targets = compute_targets(params, sources, cfg, separate=cfg.separate)
-
-    # Batch layout: B elements, each F = count frames; with `separate`,
-    # element i uses source i // batch.
-    n_src = len(sources) if cfg.separate else 1
-    b, f = n_src * cfg.batch, cfg.count
-    src_index = np.repeat(np.arange(n_src), cfg.batch)
-    batched = [[t[src_index] if cfg.separate else jnp.broadcast_to(t, (b,) + t.shape[1:]) for t in row]
-               for row in targets]
-    means = np.stack([s.reshape(-1, 3).mean(0) for s in sources])
-    mean = means[src_index] if cfg.separate else np.broadcast_to(means.mean(0), (b, 3))
-    colour = np.stack([colour_mixing(sources[i]) for i in src_index]) if cfg.separate else np.broadcast_to(
-        colour_mixing(np.concatenate([s.reshape(-1, 3) for s in sources])), (b, 3, 3))
-
-    stages = _plan_stages(cfg)
-
-    def like_state(x_like, stage_no):
-        k = stages[stage_no][0]
-        fun = objective(cfg, spec._replace(octaves=cfg.octaves - k), sources)
-        return optimize.init_device_state(fun, cfg.optimizer, cfg.lr, x_like, batched[k:], params, tol=cfg.tol)
-
-    start = run_dir.restore(like_state) if run_dir is not None else None
-    seconds_before = start.seconds if start else 0.0
-    t0 = time.perf_counter()
-    elapsed = lambda: seconds_before + time.perf_counter() - t0  # noqa: E731
-    bar = tqdm(total=cfg.max_iter * len(stages), disable=not progress, unit="it", dynamic_ncols=True,
-               desc="synth", file=sys.stderr)
-    x, result, iters, evals = None, None, 0, 0
-    try:
-        for stage_no, (k, h, w) in enumerate(stages):
-            resuming = start is not None and stage_no == start.stage
-            if start is not None and stage_no < start.stage:
-                bar.update(cfg.max_iter)
-                continue
-            if resuming:
-                x0 = start.x
-            elif x is None:
-                x0 = _initial(cfg, init_key, b, h, w, mean, colour).reshape((b, f, h, w, 3))
-            else:  # coarse-to-fine: the previous stage, upsampled, starts this one
-                x0 = jax.image.resize(jnp.asarray(x), (b, f, h, w, 3), "bicubic").clip(0.0, 1.0)
-            if len(stages) > 1:
-                bar.set_description(f"synth {w}x{h}")
-            resume_it = start.iteration if resuming else 0
-            bar.update(resume_it)
-
-            def callback(p: optimize.Progress, stage_no=stage_no):
-                losses = np.asarray(p.losses)
-                _check_finite(losses, f"at iteration {p.iteration}", run_dir)
-                bar.update(len(losses))
-                bar.set_postfix(loss=f"{float(losses[-1].sum()):.4g}", refresh=False)
-                if run_dir is not None:
-                    run_dir.log(stage_no, p.iteration, losses, elapsed())
-                    every = cfg.save_every
-                    if every and p.iteration // every > (p.iteration - len(losses)) // every:
-                        run_dir.checkpoint(stage_no, p.iteration, p.x, p.state, elapsed(), cfg)
-
-            result = optimize.minimize(
-                objective(cfg, spec._replace(octaves=cfg.octaves - k), sources),
-                x0, batched[k:], params, method=cfg.optimizer, max_iter=cfg.max_iter, tol=cfg.tol, lr=cfg.lr,
-                bounds=(0.0, 1.0), chunk=cfg.save_every or 50, callback=callback,
-                start_iter=resume_it, state=start.state if resuming else None,
-            )
-            _check_finite(result.loss, f"after {result.iterations} iterations", run_dir)
-            x = result.x
-            iters += result.iterations
-            evals += result.evaluations
-    finally:
-        bar.close()
-
-    images = np.asarray(x, np.float32).reshape((b * f, cfg.output_height, cfg.output_width, 3))
-    if grey:
-        images = np.repeat(images.mean(axis=-1, keepdims=True), 3, axis=-1)
-    if cfg.match_histogram:
-        refs = [sources[i] for i in np.repeat(src_index, f)] if cfg.separate else [np.concatenate(
-            [s.reshape(-1, 3) for s in sources])[:, None]] * (b * f)
-        images = np.stack([image.match_histogram(im, ref) for im, ref in zip(images, refs)])
-    res = SynthResult(images, np.asarray(result.loss), iters, evals, elapsed(), cfg)
+        return load_finished(run_dir, cfg)
+    x, results, seconds = optimise(problem, run_dir, progress=progress)
+    last = results[-1] if results else None
+    res = SynthResult(finalise(problem, x), np.asarray(last.loss) if last else np.full(problem.batch, np.nan),
+                      sum(r.iterations for r in results), sum(r.evaluations for r in results), seconds, cfg,
+                      last.message if last else "")
     if run_dir is not None:
-        run_dir.finish(res, sources, paths)
+        write_outputs(run_dir, problem, res)
     return res
-
-
-def _initial(cfg: SynthConfig, key, b: int, h: int, w: int, mean, colour) -> jax.Array:
-    n = b * cfg.count
-    if cfg.init in ("noise", "symmetric"):
-        m = np.repeat(np.asarray(mean), cfg.count, axis=0)
-        c = np.repeat(np.asarray(colour), cfg.count, axis=0)
-        return init_images(key, n, h, w, m, mode=cfg.init, colour=c)
-    start = image.resize(image.load(cfg.init), width=w, height=h)
-    return jnp.broadcast_to(jnp.asarray(start), (n, h, w, 3))
 
 
 def synthesize(sources, **config: Any) -> np.ndarray:
     """Synthesise textures like ``sources``; returns (B, H, W, 3) float32 in [0, 1].
 
     Args:
-      sources: an image path, a directory, or a list of them.
+      sources: an image path, a directory, a numpy array (h, w, 3) in [0, 1],
+        or a list of them.
       **config: any :class:`jtex.config.SynthConfig` field (``output_width``,
         ``octaves``, ``layers``, ``max_iter``, ``seed``, ``batch``, ``tile``,
-        ...), plus ``output_dir`` for a run folder and ``progress``.
+        ...), plus ``output_dir`` for a run folder, ``progress`` and
+        ``params`` (a VGG params dict instead of ``weights``).
 
     Example:
       >>> import jtex
       >>> imgs = jtex.synthesize("examples/brick.png", output_width=256,
       ...                        output_height=256, padding="same", max_iter=100)
     """
-    if isinstance(sources, (str, os.PathLike)):
+    if isinstance(sources, (str, os.PathLike, np.ndarray)):
         sources = [sources]
     output_dir = config.pop("output_dir", None)
     progress = config.pop("progress", True)
+    params = config.pop("params", None)
+    arrays = [s for s in sources if isinstance(s, np.ndarray)]
+    if arrays and len(arrays) != len(sources):
+        raise JtexError("pass either image files or numpy arrays as sources, not both")
     try:
-        cfg = SynthConfig(sources=tuple(str(s) for s in sources), **config)
+        if arrays:
+            cfg = SynthConfig(arrays=tuple(_as_exemplar(a) for a in arrays), **config)
+        else:
+            cfg = SynthConfig(sources=tuple(str(s) for s in sources), **config)
     except TypeError as e:
         raise JtexError(f"bad setting: {e}") from None
-    return run(cfg, output_dir, progress=progress).images
+    return run(cfg, output_dir, progress=progress, params=params).images
+
+
+def _as_exemplar(a: np.ndarray) -> np.ndarray:
+    """A user's array as an exemplar: (h, w) grey or (h, w, 3|4) RGB(A), uint8 or float in [0, 1]."""
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
+        raise JtexError(f"an exemplar array must be (h, w), (h, w, 3) or (h, w, 4), got shape {a.shape}")
+    if a.dtype == np.uint8:
+        a = a / 255.0
+    elif not np.issubdtype(a.dtype, np.floating):
+        raise JtexError(f"an exemplar array must be uint8 or float in [0, 1], got {a.dtype}")
+    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
+        raise JtexError("an exemplar array must hold finite values in [0, 1] (or uint8 0..255)")
+    a = a[..., :3] if a.shape[-1] >= 3 else np.repeat(a, 3, axis=-1)
+    return np.ascontiguousarray(a, np.float32)

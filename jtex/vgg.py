@@ -27,8 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-PADDINGS = ("same", "valid", "reflect", "circular")
-POOLINGS = ("avg", "max")
+from jtex.choices import PADDINGS, POOLINGS  # noqa: F401  (re-exported)
 
 # The one architecture table: the output width of every 3x3 conv, block by block.
 ARCHS = {

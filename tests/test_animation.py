@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import jtex
-from jtex import animation, image
+from jtex import animation, image, objective
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 
@@ -48,7 +48,7 @@ def test_animation_hits_its_distances_and_loops(tmp_path):
     assert frames.shape == (4, 64, 64, 3)
     assert all(np.abs(frames[i] - frames[j]).mean() > 1e-3 for i in range(4) for j in range(i + 1, 4))
     cfg = SynthConfig(sources=(BRICK,), count=4, if_shift=3.0, **{k: v for k, v in SMALL.items() if k != "progress"})
-    obj = animation.make_loss(cfg, None, [image.load(BRICK, width=128)])
+    obj = objective.make(cfg, objective.output_spec(cfg), [image.load(BRICK, width=128)])
     d = np.asarray(animation.pair_distances(jnp.asarray(frames), order=2, octaves=1, kind="l2",
                                             padding=obj.padding))
     ratios = d[0] / obj.targets[0]

@@ -1,0 +1,15 @@
+"""The named choices of jtex's settings, in one import-free module.
+
+The modules that implement each choice re-export its tuple (``jtex.vgg.PADDINGS``,
+``jtex.optimize.METHODS`` ...); the settings and the command line read them here,
+so that ``jtex --help`` and setting errors answer without importing JAX.
+"""
+
+PADDINGS = ("valid", "same", "reflect", "circular")  # VGG and pyramid padding
+POOLINGS = ("avg", "max")
+GRAM_NORMS = ("snelgrove", "gatys", "none")
+JOIN_MODES = ("average", "max", "log_euclidean", "affine_invariant")
+OPTIMIZERS = ("lbfgs-b", "lbfgs", "adam", "lbfgs-zoom", "jaxopt-lbfgs")
+INIT_MODES = ("noise", "random", "symmetric")  # 'random' is 'noise', the CLI's word for it
+IF_DISTANCES = ("l2", "lap1")
+MARGIN = 8  # px synthesised beyond each side of a non-tiling output, then cropped

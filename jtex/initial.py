@@ -1,0 +1,68 @@
+"""Start images for a synthesis: low-amplitude noise around the exemplar's colour, or a given image.
+
+Why low amplitude: L-BFGS moves a pixel only as far as the Gram loss asks it
+to, and Grams after pooling barely see per-pixel grain; noise of sigma 0.1
+(in [0, 1] units) survives as grain several times stronger than the
+exemplar's. Snelgrove's start was even fainter (about 0.004). See
+``init_scale`` in :class:`jtex.config.SynthConfig` and the measurements in
+the README.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jtex import pyramid
+
+
+def is_grey(img: np.ndarray) -> bool:
+    """True when all three channels are equal (an L-mode file, or a grey RGB one)."""
+    return bool(np.all(np.abs(img[..., 0] - img[..., 1]) < 1e-6) and np.all(np.abs(img[..., 1] - img[..., 2]) < 1e-6))
+
+
+def colour_mixing(pixels: np.ndarray) -> np.ndarray:
+    """(3, 3) matrix giving white noise the exemplar's colour correlations.
+
+    sqrt(C) / sqrt(tr(C) / 3) for the pixels' colour covariance C: noise
+    stays at unit strength per channel on average, and is grey for a grey
+    exemplar (independent per-channel noise would leave colour casts that the
+    Gram loss removes only slowly).
+    """
+    cov = np.cov(pixels.reshape(-1, 3).T.astype(np.float64))
+    power = np.trace(cov) / 3
+    if power < 1e-10:
+        return np.eye(3, dtype=np.float32)
+    w, v = np.linalg.eigh(cov)
+    return ((v * np.sqrt(np.clip(w, 0, None))) @ v.T / np.sqrt(power)).astype(np.float32)
+
+
+def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: float = 0.01,
+          colour=None) -> jax.Array:
+    """Start images (n, h, w, 3): noise around the exemplar's mean colour.
+
+    ``noise``: mean + scale * N(0, 1) per pixel (Snelgrove: noise shifted near
+    the mean colour; starting from black leaves dark borders), mixed across
+    channels by ``colour`` ((n, 3, 3) from :func:`colour_mixing`; default
+    independent channels).
+    ``symmetric``: Snelgrove's variant, noise mirrored in x and y and blurred
+    (rescaled to the same standard deviation).
+    Image i uses ``fold_in(key, i)``, so it does not depend on n.
+    """
+    mean = jnp.broadcast_to(jnp.asarray(mean, jnp.float32), (n, 3))
+    colour = jnp.broadcast_to(jnp.eye(3) if colour is None else jnp.asarray(colour, jnp.float32), (n, 3, 3))
+
+    def one(i, m, c):
+        k = jax.random.fold_in(key, i)
+        if mode == "symmetric":
+            q = jax.random.normal(k, ((h + 1) // 2, (w + 1) // 2, 3))
+            q = jnp.concatenate([q, q[::-1]], axis=0)[:h]
+            q = jnp.concatenate([q, q[:, ::-1]], axis=1)[:, :w]
+            q = pyramid.expand(pyramid.reduce(q[None], padding="reflect"), (h, w), padding="reflect")[0]
+            q = q / (jnp.std(q) + 1e-8)
+        else:
+            q = jax.random.normal(k, (h, w, 3))
+        return jnp.clip(m + scale * q @ c.T, 0.0, 1.0)
+
+    return jnp.stack([one(i, mean[i], colour[i]) for i in range(n)])
