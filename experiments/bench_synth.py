@@ -11,10 +11,14 @@ kind: a GPU run adds its own entry beside the CPU one).
 Parts:
   eval     one loss+gradient evaluation, jtex vs PyTorch (same .pth, same
            objective), Gatys' full model and Snelgrove's default, 256 and 512
-  iter     seconds per optimiser iteration (and evaluations per iteration)
-  optim    time to reach a target loss: Snelgrove's objective, 256x256 from the
-           512x512 brick, 4 octaves, 'same' padding, each optimiser from the
-           same start; target = the loss scipy L-BFGS-B reaches in `iters`
+  iter     seconds per optimiser iteration (and evaluations per iteration),
+           beside PyTorch's L-BFGS and, with --snelgrove-code, Snelgrove's own
+           Keras code (experiments/snelgrove_peer.py)
+  optim    time to the loss PyTorch's L-BFGS reaches in 60 iterations:
+           Snelgrove's objective, 256x256 from the 512-wide brick, 4 octaves,
+           'same' padding, every optimiser from the same start
+  startup  command to first iteration, first run (empty compilation cache)
+           and second run (warm cache), Snelgrove's defaults
   batch    per-image time for batch 1, 4, 8
   c2f      wall time to a loss at 1024x1024, with and without coarse-to-fine,
            and the peak memory of Snelgrove's default there
@@ -48,18 +52,12 @@ def peak_mb() -> float:
 
 
 def _setup(size, model, **extra):
-    import jax
-
+    """The problem jtex solves (margin 0: the very objective the PyTorch reference computes)."""
     from jtex import synth
     from jtex.config import SynthConfig
 
-    cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, **{**model, **extra})
-    _, sources, params, _ = synth.prepare(cfg)
-    spec = synth.output_spec(cfg)
-    params = synth._prune(params, spec)
-    targets = synth.compute_targets(params, sources, cfg, separate=False)
-    x0 = synth.init_images(jax.random.key(0), 1, size, size, sources[0].reshape(-1, 3).mean(0))
-    return cfg, sources, params, spec, targets, x0
+    cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, margin=0, **{**model, **extra})
+    return synth.build(cfg)
 
 
 def _median_time(fn, reps=3):
@@ -100,19 +98,16 @@ def _eval_one(name, size):
     """One loss+gradient evaluation of one model at one size, jtex and PyTorch."""
     import jax
 
-    from jtex import synth
-
     model = GATYS if name == "gatys" else SNELGROVE
     padding = "valid" if (name == "snelgrove" and size >= 512) else "same"
     model_p = {**model, "padding": padding}
-    cfg, sources, params, spec, targets, x0 = _setup(size, model_p)
-    objective = synth.StillObjective(spec)
-    t1 = [[t[0] for t in row] for row in targets]
-    vg = jax.jit(jax.value_and_grad(objective))
-    jt = _median_time(lambda: jax.block_until_ready(vg(x0, t1, params)))
+    p = _setup(size, model_p)
+    t1 = [[t[0] for t in row] for row in p.targets]
+    vg = jax.jit(jax.value_and_grad(p.objective(p.stages[0])))
+    jt = _median_time(lambda: jax.block_until_ready(vg(p.x0[0], t1, p.params)))
     row = {"model": name, "size": size, "padding": padding, "jtex_s": jt}
     try:
-        *_, lg = torch_objective(size, model_p, sources, padding)
+        *_, lg = torch_objective(size, model_p, p.sources, padding)
         row["torch_s"] = _median_time(lg)
         row["ratio_jtex_over_torch"] = jt / row["torch_s"]
     except ImportError:
@@ -156,7 +151,8 @@ def part_iter(quick):
     return {"rows": rows, "peak_mb": peak_mb()}
 
 
-def _torch_lbfgs(size, model, iters, trace=False):
+def _torch_lbfgs(size, model, iters, x0, trace=False):
+    """PyTorch's L-BFGS (strong Wolfe, as in pystiche and neural-style-pt) on the same objective from x0 (H, W, 3)."""
     import torch
 
     from jtex import image
@@ -165,9 +161,8 @@ def _torch_lbfgs(size, model, iters, trace=False):
 
     sources = [image.load(BRICK)]
     net, targets, layers, _ = torch_objective(size, model, sources, model["padding"])
-    torch.manual_seed(0)
-    mean = torch.from_numpy(sources[0].reshape(-1, 3).mean(0)).view(1, 3, 1, 1)
-    x = (mean + 0.1 * torch.randn(1, 3, size, size)).clamp(0, 1).requires_grad_(True)
+    x = torch.from_numpy(np.ascontiguousarray(np.asarray(x0, np.float32).transpose(2, 0, 1)[None]))
+    x.requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1, max_iter=iters, history_size=10, line_search_fn="strong_wolfe",
                             tolerance_grad=0, tolerance_change=0)
     evals, t0, curve = [0], time.perf_counter(), []
@@ -183,9 +178,11 @@ def _torch_lbfgs(size, model, iters, trace=False):
 
     opt.step(closure)
     dt = time.perf_counter() - t0
+    with torch.no_grad():
+        final = float(tr.loss(net, x, targets, layers, model["octaves"], model["padding"], model["gram"]))
     it = opt.state[opt._params[0]]["n_iter"]
     out = {"optimizer": "torch.optim.LBFGS (strong Wolfe)", "s_per_iter": dt / it, "evals_per_iter": evals[0] / it,
-           "iterations": it}
+           "iterations": it, "seconds": dt, "final_loss": final}
     if trace:
         out["curve"] = curve
     return out
@@ -209,46 +206,54 @@ def _time_to(metrics, target, stage=None):
 
 
 def part_optim(quick):
+    """Time to the loss PyTorch's L-BFGS reaches in `peer_iters` iterations, from the same start."""
     import tempfile
 
-    from jtex.config import SynthConfig
-
-    iters = 30 if quick else 300
+    iters, peer_iters = (30, 10) if quick else (150, 60)
     size = 128 if quick else 256
-    base = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, padding="same", max_iter=iters,
-                       tol=0.0, save_every=25, **SNELGROVE)
-    tmp = Path(tempfile.mkdtemp())
-    curves = {}
-    for opt, extra in (("lbfgs-b", {}), ("lbfgs", {}), ("adam", {"lr": 0.02}), ("lbfgs-zoom", {})):
-        n = iters if opt != "lbfgs-zoom" else max(5, iters // 10)  # zoom: several evaluations per iteration
-        # Compile outside the timing: a 2-iteration run first.
-        _run_metrics(base.replace(optimizer=opt, max_iter=2, **extra), tmp / f"{opt}-warm")
-        m = _run_metrics(base.replace(optimizer=opt, max_iter=n, **extra), tmp / opt)
-        curves[opt] = [(r["iteration"], r["loss"], r["seconds"]) for r in m]
+    model = {**SNELGROVE, "padding": "same"}
+    p = _setup(size, model)
+    x0 = np.asarray(p.x0[0, 0])
     try:
-        res = _torch_lbfgs(size, {**SNELGROVE, "padding": "same"}, iters, trace=True)
-        # The closure is called per evaluation; keep the best loss so far as the curve.
-        best, curve = float("inf"), []
-        for i, (_, loss, sec) in enumerate(res["curve"]):
-            best = min(best, loss)
-            curve.append((i + 1, best, sec))
-        curves[res["optimizer"]] = curve
-        peer, peer_iters = res["optimizer"], res["iterations"]
+        peer = _torch_lbfgs(size, model, peer_iters, x0)
     except ImportError:
-        peer = None
-    target = curves["lbfgs-b"][-1][1]
-    peer_loss = curves[peer][-1][1] if peer else None
+        return {"skipped": "needs torch (pip install torch==2.13.0)"}
+    target = peer["final_loss"]
+    tmp = Path(tempfile.mkdtemp())
+    rows = [{"optimizer": peer["optimizer"], "iterations": peer["iterations"], "final_loss": target,
+             "seconds": peer["seconds"], "seconds_to_peer_loss": peer["seconds"]}]
+    base = p.cfg.replace(max_iter=iters, tol=0.0, save_every=25)
+    for opt in ("lbfgs-b", "lbfgs"):
+        _run_metrics(base.replace(optimizer=opt, max_iter=2), tmp / f"{opt}-warm")  # compile outside the timing
+        m = _run_metrics(base.replace(optimizer=opt), tmp / opt)
+        hit = next((r for r in m if r["loss"] <= target), None)
+        rows.append({"optimizer": opt, "iterations": m[-1]["iteration"], "final_loss": m[-1]["loss"],
+                     "seconds": m[-1]["seconds"], "seconds_to_peer_loss": hit and hit["seconds"],
+                     "iterations_to_peer_loss": hit and hit["iteration"]})
+    for r in rows:
+        r["ratio_to_peer"] = r["seconds_to_peer_loss"] / peer["seconds"] if r["seconds_to_peer_loss"] else None
+    return {"size": size, "peer_iterations": peer_iters, "peer_loss": target, "rows": rows, "peak_mb": peak_mb()}
+
+
+def part_startup(quick):
+    """Command to first iteration, with an empty and then a warm compilation cache (Snelgrove's defaults)."""
+    import os
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp())
+    size = 320 if quick else 512
+    env = dict(os.environ, JTEX_CACHE_DIR=str(tmp / "cache"))
     rows = []
-    for opt, c in curves.items():
-        rows.append({
-            "optimizer": opt, "iterations": c[-1][0], "final_loss": c[-1][1], "seconds": c[-1][2],
-            "seconds_to_target": next((s for _, loss, s in c if loss <= target), None),
-            "seconds_to_peer_loss": next((s for _, loss, s in c if peer_loss and loss <= peer_loss), None),
-        })
-        if opt == peer:
-            rows[-1]["iterations"] = peer_iters  # its curve counts evaluations
-    return {"size": size, "iterations": iters, "target_loss": target, "peer_loss": peer_loss, "rows": rows,
-            "curves": {k: v[:: max(1, len(v) // 60)] for k, v in curves.items()}, "peak_mb": peak_mb()}
+    for run in ("first (empty cache)", "second (warm cache)"):
+        out = tmp / run.split()[0]
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.time()
+        subprocess.run([sys.executable, str(ROOT / "run.py"), "-s", BRICK, "-ow", str(size), "-oh", str(size),
+                        "-m", "1", "--quiet", "--output-dir", str(out)], env=env, check=True, capture_output=True)
+        first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+        rows.append({"run": run, "startup_s": first["time"] - t, "command_s": time.time() - t})
+    return {"size": size, "rows": rows}
 
 
 def part_batch(quick):
@@ -314,18 +319,24 @@ def markdown(results: dict) -> str:
                 out.append(f"| {r['model']} ({r['padding']}) | {r['size']}² | {_fmt(r['jtex_s'])} | "
                            f"{_fmt(r.get('torch_s'))} | {_fmt(r.get('ratio_jtex_over_torch'), '.2f')} |")
             out.append("")
-        if "optim" in e:
+        if "optim" in e and "rows" in e["optim"]:
             o = e["optim"]
-            out.append(f"Snelgrove's objective, {o['size']}² from the 512² brick, 4 octaves, 'same' padding, same "
-                       f"start; target = L-BFGS-B's loss after {o['iterations']} iterations "
-                       f"({_fmt(o['target_loss'], '.3e')}), peer = PyTorch L-BFGS's "
-                       f"({_fmt(o.get('peer_loss'), '.3e')}):\n")
-            out.append("| optimiser | iterations | final loss | seconds | s to target | s to peer's loss |\n"
-                       "|---|---|---|---|---|---|")
+            out.append(f"Snelgrove's objective, {o['size']}² from the 512-wide brick, 4 octaves, 'same' padding, "
+                       f"one start for all; target = the loss PyTorch's L-BFGS reaches in {o['peer_iterations']} "
+                       f"iterations ({_fmt(o['peer_loss'], '.3e')}):\n")
+            out.append("| optimiser | iterations run | final loss | s to target | iterations to target | "
+                       "time vs PyTorch |\n|---|---|---|---|---|---|")
             for r in o["rows"]:
                 out.append(f"| {r['optimizer']} | {r['iterations']} | {_fmt(r['final_loss'], '.3e')} | "
-                           f"{_fmt(r['seconds'], '.0f')} | {_fmt(r['seconds_to_target'], '.0f')} | "
-                           f"{_fmt(r.get('seconds_to_peer_loss'), '.0f')} |")
+                           f"{_fmt(r['seconds_to_peer_loss'], '.1f')} | {_fmt(r.get('iterations_to_peer_loss'))} | "
+                           f"{_fmt(r['ratio_to_peer'], '.2f')} |")
+            out.append("")
+        if "startup" in e:
+            st = e["startup"]
+            out.append(f"Start-up, `python run.py -s examples/brick.png -ow {st['size']} -oh {st['size']} -m 1` "
+                       "(command to first iteration):\n\n| run | start-up s | whole command s |\n|---|---|---|")
+            for r in st["rows"]:
+                out.append(f"| {r['run']} | {_fmt(r['startup_s'], '.1f')} | {_fmt(r['command_s'], '.1f')} |")
             out.append("")
         if "batch" in e:
             b = e["batch"]
@@ -348,8 +359,8 @@ def markdown(results: dict) -> str:
     return "\n".join(out)
 
 
-PARTS = {"eval": part_eval, "iter": part_iter, "optim": part_optim, "batch": part_batch, "c2f": part_c2f,
-         "c2f_plain": lambda q: part_c2f_one(q, False), "c2f_c2f": lambda q: part_c2f_one(q, True)}
+PARTS = {"eval": part_eval, "iter": part_iter, "optim": part_optim, "startup": part_startup, "batch": part_batch,
+         "c2f": part_c2f, "c2f_plain": lambda q: part_c2f_one(q, False), "c2f_c2f": lambda q: part_c2f_one(q, True)}
 
 
 def _sub(part, quick):
@@ -373,8 +384,8 @@ def _table(title, rows, cols):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["eval", "optim", "batch", "c2f"],
-                    help="eval optim batch c2f (default), iter")
+    ap.add_argument("--parts", nargs="+", default=["eval", "iter", "optim", "startup", "batch", "c2f"],
+                    help="eval iter optim startup batch c2f")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--markdown", action="store_true", help="print the README tables from the results file")
@@ -411,11 +422,12 @@ def main():
     if "iter" in e:
         _table("seconds per iteration", e["iter"]["rows"], ["model", "size", "optimizer", "s_per_iter",
                                                              "evals_per_iter"])
-    if "optim" in e:
-        _table(f"time to loss {e['optim']['target_loss']:.4g} (L-BFGS-B's) and to PyTorch's "
-               f"{e['optim'].get('peer_loss') or float('nan'):.4g} ({e['optim']['size']}^2, Snelgrove)",
-               e["optim"]["rows"], ["optimizer", "iterations", "final_loss", "seconds", "seconds_to_target",
-                                    "seconds_to_peer_loss"])
+    if "optim" in e and "rows" in e["optim"]:
+        _table(f"time to PyTorch's {e['optim']['peer_iterations']}-iteration loss {e['optim']['peer_loss']:.4g} "
+               f"({e['optim']['size']}^2, Snelgrove, 'same')", e["optim"]["rows"],
+               ["optimizer", "iterations", "final_loss", "seconds_to_peer_loss", "ratio_to_peer"])
+    if "startup" in e:
+        _table("start-up (s)", e["startup"]["rows"], ["run", "startup_s", "command_s"])
     if "batch" in e:
         _table("batch", e["batch"]["rows"], ["batch", "seconds", "per_image_s", "per_image_vs_batch1"])
     if "c2f" in e:

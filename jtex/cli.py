@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     a("--weights", default=d.weights, help="vgg19-normalized | vgg16 | PATH (.pth, .h5, .npz)")
     a("--output-dir", default=None, help="run folder (default runs/<source>-<hash of settings>)")
     a("--quiet", action="store_true", help="no progress bar")
+    a("--no-compilation-cache", action="store_true",
+      help="do not keep compiled programs in ~/.cache/jtex/xla (or $JTEX_CACHE_DIR/xla) for the next run")
     g = p.add_argument_group("animation (Snelgrove's inter-frame loss)")
     g.add_argument("-c", "--count", type=int, default=d.count, help="frames of a looping animation")
     g.add_argument("--if-weight", type=float, default=d.if_weight)
@@ -105,6 +108,8 @@ def cmd_synth(argv):
     from jtex import synth
 
     args = synth_parser().parse_args(argv)
+    if args.no_compilation_cache:
+        os.environ["JTEX_COMPILATION_CACHE"] = "0"
     cfg = config_from_args(args).validate()
     out = Path(args.output_dir) if args.output_dir else default_output_dir(cfg)
     res = synth.run(cfg, out, progress=not args.quiet)

@@ -47,7 +47,8 @@ def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: floa
     channels by ``colour`` ((n, 3, 3) from :func:`colour_mixing`; default
     independent channels).
     ``symmetric``: Snelgrove's variant, noise mirrored in x and y and blurred
-    (rescaled to the same standard deviation).
+    with the symmetric 5-tap Burt-Adelson kernel (so it stays mirrored),
+    rescaled to the same standard deviation.
     Image i uses ``fold_in(key, i)``, so it does not depend on n.
     """
     mean = jnp.broadcast_to(jnp.asarray(mean, jnp.float32), (n, 3))
@@ -59,10 +60,20 @@ def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: floa
             q = jax.random.normal(k, ((h + 1) // 2, (w + 1) // 2, 3))
             q = jnp.concatenate([q, q[::-1]], axis=0)[:h]
             q = jnp.concatenate([q, q[:, ::-1]], axis=1)[:, :w]
-            q = pyramid.expand(pyramid.reduce(q[None], padding="reflect"), (h, w), padding="reflect")[0]
+            q = _blur(q)
             q = q / (jnp.std(q) + 1e-8)
         else:
             q = jax.random.normal(k, (h, w, 3))
         return jnp.clip(m + scale * q @ c.T, 0.0, 1.0)
 
     return jnp.stack([one(i, mean[i], colour[i]) for i in range(n)])
+
+
+def _blur(q: jax.Array) -> jax.Array:
+    """(h, w, 3) -> same size, blurred by the 5-tap kernel along both axes, reflecting at the edges."""
+    taps = pyramid.kernel_1d()
+    for axis in (0, 1):
+        n = q.shape[axis]
+        padded = jnp.pad(q, [(2, 2) if a == axis else (0, 0) for a in range(3)], mode="reflect")
+        q = sum(float(t) * jax.lax.slice_in_dim(padded, j, j + n, axis=axis) for j, t in enumerate(taps))
+    return q

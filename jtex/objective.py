@@ -8,8 +8,7 @@ synthesised and its Gaussian pyramid x_o (o = 0 .. octaves-1),
 where F_l are VGG activations (NHWC), G the Gram matrix (``gatys``: F^T F / M
 with d = sum (G - T)^2 / (4 N^2); ``snelgrove``: F^T F / (M N) with
 d = sum (G - T)^2; M positions, N channels) and T_{o,l} the exemplars' Grams at
-the same octave (joined across sources, times ``mul``: see
-:func:`jtex.synth.compute_targets`).
+the same octave (joined across sources, times ``mul``: see :func:`targets`).
 
 Padding: with ``padding="valid"`` (Snelgrove's default) the pyramid and the
 VGG use no padding, so borders never enter the statistics. Otherwise the VGG
@@ -27,9 +26,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jtex import animation, pyramid, stats, vgg
 from jtex.config import SynthConfig
+from jtex.errors import JtexError
 
 
 class Spec(NamedTuple):
@@ -71,6 +72,36 @@ def grams(params, x, spec: Spec) -> list[list[jax.Array]]:
 
 
 exemplar_grams = jax.jit(grams, static_argnames="spec")
+
+
+def targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, separate: bool):
+    """Target Grams ``[[(S or 1, C, C)]]`` per octave and layer.
+
+    Joined across sources (``cfg.join``) unless ``separate``; times ``cfg.mul``.
+    """
+    spec = exemplar_spec(cfg)
+    # Sources of one size go through the network together, as one batch.
+    by_shape: dict[tuple, list[int]] = {}
+    for i, s in enumerate(sources):
+        by_shape.setdefault(s.shape, []).append(i)
+    per_source: list = [None] * len(sources)
+    for idx in by_shape.values():
+        g = exemplar_grams(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
+        for j, i in enumerate(idx):
+            per_source[i] = [[t[j:j + 1] for t in row] for row in g]
+    out = []
+    for o in range(spec.octaves):
+        row = []
+        for l in range(len(spec.layers)):
+            stack = jnp.concatenate([g[o][l] for g in per_source])  # (S, C, C)
+            if not separate:
+                try:
+                    stack = stats.join_grams(stack, cfg.join)[None]
+                except ValueError as e:
+                    raise JtexError(f"--join-mode {cfg.join}: {e}") from None
+            row.append(stack * cfg.mul)
+        out.append(row)
+    return out
 
 
 def texture_loss(x, targets, params, spec: Spec):

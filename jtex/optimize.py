@@ -70,7 +70,7 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
 
     shape = x0.shape
     compiled = _compiled(fun, "lbfgs-b", 0.0, tol, bounds)
-    value_and_grad, per_image = compiled.value_and_grad, compiled.per_image
+    value_and_grad = compiled.value_and_grad
 
     evals = 0
     last = {}
@@ -102,7 +102,10 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
         options={"maxiter": max_iter - start_iter, "ftol": tol, "gtol": 0.0, "maxcor": 10, "maxls": 20},
     )
     x = res.x.reshape(shape).astype(np.float32)
-    losses = np.asarray(per_image(jnp.asarray(x), batched, shared))
+    if np.array_equal(last.get("x"), res.x):  # L-BFGS-B evaluates its accepted point last
+        losses = last["losses"].astype(np.float32)
+    else:  # the value_and_grad already compiled, rather than compiling the loss alone
+        losses = np.asarray(value_and_grad(jnp.asarray(x), batched, shared)[0])
     message = res.message if isinstance(res.message, str) else str(res.message)
     if not res.success and "ITERATIONS REACHED LIMIT" not in message.upper():
         message = f"abnormal stop: {message}"
@@ -349,7 +352,8 @@ def _minimize_device(fun, x0, batched, shared, *, method, max_iter, tol, lr, bou
         iteration = until
         if callback is not None:
             callback(Progress(iteration, rows, s.x, s, int(jnp.sum(s.evals)) - evals0))
-    final = np.asarray(compiled.per_image(s.x, batched, shared))
+    # jtex's L-BFGS keeps the loss at its accepted point; the wrapped optimisers' `f` is a step behind.
+    final = np.asarray(s.f if isinstance(s, LbfgsState) else compiled.per_image(s.x, batched, shared))
     converged = bool(jnp.all(s.done))
     return Result(np.asarray(s.x), final, int(jnp.max(s.k)), int(jnp.sum(s.evals)) - evals0, converged, s,
                   "converged (relative decrease below tol)" if converged else "iteration limit reached")

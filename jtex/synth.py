@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import image, initial, metrics, objective, optimize, pyramid, stats, vgg, weights
+from jtex import image, initial, metrics, objective, optimize, runtime, sizes, vgg, weights
 from jtex.choices import INIT_MODES, MARGIN
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
@@ -96,54 +96,8 @@ class NonFiniteLoss(JtexError):
 
 
 # --------------------------------------------------------------------------
-# Sizes, memory and sources
+# Sources, stages, targets and the start
 # --------------------------------------------------------------------------
-
-
-def min_side(spec: Spec, octaves: int | None = None) -> int:
-    """Smallest square side for which the deepest layer exists at the coarsest octave."""
-    octaves = spec.octaves if octaves is None else octaves
-    deepest = vgg.deepest(spec.layers)
-    n = 1
-    while True:
-        h, _ = pyramid.level_sizes(n, n, octaves, spec.pyr_padding)[-1]
-        if h >= 1 and vgg.output_size(h, h, deepest, spec.vgg_padding)[0] >= 1:
-            return n
-        n += 1
-
-
-def _check_size(what: str, h: int, w: int, spec: Spec, octaves: int, fix: str):
-    need = min_side(spec, octaves)
-    if min(h, w) < need:
-        raise JtexError(
-            f"{what} is {w}x{h} px, but {octaves} octave(s) with layer {vgg.deepest(spec.layers)} and "
-            f"'{spec.vgg_padding}' padding need at least {need} px per side; {fix}"
-        )
-
-
-def estimate_bytes(h: int, w: int, n_images: int, spec: Spec) -> int:
-    """Rough peak memory of one loss+gradient evaluation (activations kept for backprop)."""
-    seq = vgg.layer_sequence("vgg19")
-    deepest = seq.index(vgg.deepest(spec.layers))
-    total = 0
-    for lh, lw in pyramid.level_sizes(h, w, spec.octaves, spec.pyr_padding):
-        for name in seq[: deepest + 1]:
-            oh, ow = vgg.output_size(lh, lw, name, spec.vgg_padding)
-            total += max(oh, 0) * max(ow, 0) * vgg.channels(name)
-    # conv + relu outputs and their cotangents, float32, plus XLA temporaries.
-    return int(total * 4 * 4 * n_images + 150e6)
-
-
-def available_bytes() -> int:
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        limit = (dev.memory_stats() or {}).get("bytes_limit")
-        if limit:
-            return int(limit)
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
-    except (ValueError, OSError):
-        return 1 << 40
 
 
 def load_sources(cfg: SynthConfig) -> tuple[list[Path], list[np.ndarray]]:
@@ -171,77 +125,12 @@ def default_margin(cfg: SynthConfig) -> int:
     return 0 if cfg.tile or cfg.padding == "circular" else MARGIN
 
 
-def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list[Path], margin: int):
-    """Sizes, tiling and memory, before anything is compiled; one-line errors."""
-    spec = objective.exemplar_spec(cfg)
-    for p, s in zip(paths, sources):
-        _check_size(f"source {p}", s.shape[0], s.shape[1], spec, cfg.octaves,
-                    "use a larger --source-width, fewer --octaves or --padding-mode same")
-    out = objective.output_spec(cfg)
-    for st in plan_stages(cfg, margin):
-        if st.octave == 0:  # the canvas is larger: the size asked for is what must fit
-            what, h, w = "the output", cfg.output_height, cfg.output_width
-        else:
-            what, h, w = f"coarse-to-fine stage {st.octave} ({st.width}x{st.height})", st.height, st.width
-        _check_size(what, h, w, out, cfg.octaves - st.octave,
-                    "ask for a larger output, fewer --octaves or --padding-mode same")
-    if cfg.tile:
-        seq = vgg.layer_sequence("vgg19")
-        pools = sum(1 for n in seq[: seq.index(vgg.deepest(out.layers)) + 1] if n.startswith("pool"))
-        step = 2 ** (cfg.octaves - 1 + pools)
-        if cfg.output_width % step or cfg.output_height % step:
-            raise JtexError(
-                f"--tile needs output sides divisible by {step} ({cfg.octaves} octaves, {pools} poolings) "
-                f"to wrap exactly; try {max(step, round(cfg.output_width / step) * step)}x"
-                f"{max(step, round(cfg.output_height / step) * step)}"
-            )
-    n_images = (len(sources) if cfg.separate else 1) * cfg.batch * cfg.count
-    h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
-    need = estimate_bytes(h, w, n_images, out)
-    have = available_bytes()
-    if need > have:
-        raise JtexError(
-            f"{cfg.output_width}x{cfg.output_height} x {n_images} image(s) needs about {need / 2**30:.1f} GiB, "
-            f"only {have / 2**30:.1f} GiB is free; use a smaller output or --batch, or --coarse-to-fine"
-        )
-
-
 def prune(params, spec: Spec):
     """Only the convs the deepest layer needs (less to transfer and trace), as device arrays."""
     seq = vgg.layer_sequence(params)
     last = seq.index(vgg.deepest(spec.layers))
     keep = {"input"} | {n for n in seq[: last + 1] if n.startswith("conv")}
     return {k: jax.tree.map(jnp.asarray, v) for k, v in params.items() if k in keep}
-
-
-def compute_targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, separate: bool):
-    """Target Grams ``[[(S or 1, C, C)]]`` per octave and layer.
-
-    Joined across sources (``cfg.join``) unless ``separate``; times ``cfg.mul``.
-    """
-    spec = objective.exemplar_spec(cfg)
-    # Sources of one size go through the network together, as one batch.
-    by_shape: dict[tuple, list[int]] = {}
-    for i, s in enumerate(sources):
-        by_shape.setdefault(s.shape, []).append(i)
-    per_source: list = [None] * len(sources)
-    for idx in by_shape.values():
-        g = objective.exemplar_grams(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
-        for j, i in enumerate(idx):
-            per_source[i] = [[t[j:j + 1] for t in row] for row in g]
-    targets = []
-    for o in range(spec.octaves):
-        row = []
-        for l in range(len(spec.layers)):
-            stack = jnp.concatenate([g[o][l] for g in per_source])  # (S, C, C)
-            if not separate:
-                try:
-                    stack = stats.join_grams(stack, cfg.join)[None]
-                except ValueError as e:
-                    raise JtexError(f"--join-mode {cfg.join}: {e}") from None
-            row.append(stack * cfg.mul)
-        targets.append(row)
-    return targets
 
 
 def start_images(cfg: SynthConfig, sources, src_index, stage: Stage) -> jax.Array:
@@ -270,23 +159,24 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
         small random net from :func:`jtex.vgg.init_params` in tests).
     """
     cfg.validate()
+    runtime.configure()
     paths, sources = load_sources(cfg)
     margin = default_margin(cfg)
-    check(cfg, sources, paths, margin)
+    stages = plan_stages(cfg, margin)
+    sizes.check(cfg, sources, paths, margin, stages)
     if params is None:
         params, meta = weights.resolve(cfg.weights)
     else:
         meta = {"name": "custom", "arch": vgg.arch_of(params)}
     spec = objective.output_spec(cfg)._replace(grey=all(initial.is_grey(s) for s in sources))
     params = prune(params, spec)
-    targets = compute_targets(params, sources, cfg, separate=cfg.separate)
+    targets = objective.targets(params, sources, cfg, separate=cfg.separate)
     # Batch layout: B elements of F = count frames; with `separate`, element i follows source i // batch.
     n_src = len(sources) if cfg.separate else 1
     src_index = np.repeat(np.arange(n_src), cfg.batch)
     b = len(src_index)
     batched = [[t[src_index] if cfg.separate else jnp.broadcast_to(t, (b,) + t.shape[1:]) for t in row]
                for row in targets]
-    stages = plan_stages(cfg, margin)
     return Problem(cfg, paths, sources, spec, params, meta, batched, start_images(cfg, sources, src_index, stages[0]),
                    stages, margin, src_index)
 
@@ -323,8 +213,10 @@ class _Reporter:
             return
         seconds = self.clock()
         first = p.iteration - len(losses) + 1
+        now = round(time.time(), 3)
         self.run_dir.log([dict(stage=self.stage_no, iteration=first + i, loss=float(np.nansum(row)),
-                               seconds=round(seconds, 4), **({"losses": row.tolist()} if row.size > 1 else {}))
+                               seconds=round(seconds, 4), time=now,
+                               **({"losses": row.tolist()} if row.size > 1 else {}))
                           for i, row in enumerate(np.asarray(losses, np.float64))])
         every = self.problem.cfg.save_every
         if every and p.iteration // every > (p.iteration - len(losses)) // every:

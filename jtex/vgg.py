@@ -60,12 +60,14 @@ def channels(layer: str, arch: str = "vgg19") -> int:
 def init_params(key, arch: str = "vgg19", *, width: float = 1.0) -> dict:
     """Random VGG params of ``arch`` for fast tests, every conv ``width`` times as wide.
 
-    He-normal kernels, small random biases, and an ``input`` map that centres
-    RGB in [0, 1]; the same dict layout as :func:`jtex.weights.load`, so any
+    He-normal kernels, small random biases, and an ``input`` map from RGB in
+    [0, 1] to -127.5..127.5; the same dict layout as :func:`jtex.weights.load`, so any
     code that runs on the real network runs on these.
     """
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
-    params = {"input": {"kernel": np.eye(3, dtype=np.float32)[None, None], "bias": np.full(3, -0.45, np.float32)}}
+    # Input in 0..255 around 0, as Caffe's VGG sees it, so losses have the real network's scale.
+    params = {"input": {"kernel": 255 * np.eye(3, dtype=np.float32)[None, None],
+                        "bias": np.full(3, -127.5, np.float32)}}
     scaled = {}
     for name, cin, cout in convs(arch):
         cin = 3 if cin == 3 else scaled[cin]
@@ -179,16 +181,30 @@ def features(params, images, layers: Sequence[str | int], *, padding: str = "sam
     last = max(order.index(n) for n in names)
     out = {}
     x = preprocess(params, images)
+    # 'valid' is computed exactly, but faster: each conv runs as a 'same' conv on
+    # the whole map and the valid part -- `trim` pixels in from every side,
+    # untouched by the zero padding -- is cut out only where it is needed (before
+    # a pool, and for the maps returned). XLA:CPU runs 'same' convolutions, and
+    # their gradients, several times faster than 'valid' ones of the same size.
+    trim = 0
     for name in order[: last + 1]:
         if name.startswith("conv"):
-            x = conv(x, params[name]["kernel"], params[name]["bias"], padding)
+            mode = "same" if padding == "valid" else padding
+            x = conv(x, params[name]["kernel"], params[name]["bias"], mode)
+            trim += padding == "valid"
         elif name.startswith("relu"):
             x = jax.nn.relu(x)
         else:
-            x = pool(x, pooling)
+            x = pool(_crop(x, trim), pooling)
+            trim = 0
         if name in wanted:
-            out[name] = x
+            out[name] = _crop(x, trim)
     return {n: out[n] for n in names}
+
+
+def _crop(x, t: int):
+    """Drop ``t`` pixels from every side of (N, H, W, C)."""
+    return x[:, t:x.shape[1] - t, t:x.shape[2] - t] if t else x
 
 
 def output_size(h: int, w: int, layer: str, padding: str = "same") -> tuple[int, int]:

@@ -99,7 +99,7 @@ def test_separate_uses_each_source():
 def test_join_modes(join):
     cfg = SynthConfig(sources=(BRICK, GRAVEL), join=join, **{k: v for k, v in SMALL.items() if k != "progress"})
     p = synth.build(cfg)
-    each = synth.compute_targets(p.params, p.sources, cfg, separate=True)
+    each = objective.targets(p.params, p.sources, cfg, separate=True)
     for row_j, row_e in zip(p.targets, each):
         for tj, te in zip(row_j, row_e):
             tj = np.asarray(tj[0], np.float64)
