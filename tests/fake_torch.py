@@ -82,8 +82,11 @@ def save_legacy(path, state):
     tensors = _tensors(state)
     buf = io.BytesIO()
     with _fake_torch():
-        for obj in (MAGIC, 1001, {"protocol_version": 1001, "little_endian": True,
-                                  "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+        for obj in (
+            MAGIC,
+            1001,
+            {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+        ):
             pickle.dump(obj, buf, protocol=2)
         _Pickler(buf, protocol=2).dump(tensors)
         pickle.dump([t.key for t in tensors.values()], buf, protocol=2)

