@@ -7,8 +7,8 @@ Pillow mode to that one representation and back:
 * :func:`load` reads PNG, JPEG, WebP, TIFF, BMP and GIF files in any mode,
   keeping the full precision of 16-bit files;
 * :func:`save` writes 8- or 16-bit files atomically;
-* :func:`resize`, :func:`match_histogram` and :func:`contact_sheet` work on
-  arrays; :func:`save_animation` writes GIF, WebP or APNG animations;
+* :func:`resize` and :func:`contact_sheet` work on arrays;
+  :func:`save_animation` writes GIF, WebP or APNG animations;
 * :func:`expand_sources` turns command-line paths into a list of image files.
 
 Expected problems (a missing file, a truncated PNG, an unwritable directory)
@@ -40,7 +40,6 @@ __all__ = [
     "contact_sheet",
     "expand_sources",
     "load",
-    "match_histogram",
     "resize",
     "save",
     "save_animation",
@@ -632,7 +631,7 @@ def _quantize_shared(images: list[Image.Image]) -> list[Image.Image]:
 
 
 # --------------------------------------------------------------------------
-# Sources, histogram matching, contact sheets
+# Sources, contact sheets
 # --------------------------------------------------------------------------
 
 
@@ -679,54 +678,6 @@ def expand_sources(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     if not files:
         raise JtexError("no image sources given; pass at least one image file or directory")
     return files
-
-
-def match_histogram(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Gives each colour channel of ``image`` exactly the histogram of ``reference``.
-
-    Rank-based: the k-th smallest value of a channel of ``image`` becomes the
-    k-th smallest value of that channel of ``reference`` (like
-    ``skimage.exposure.match_histograms``). When the images differ in size,
-    the reference's sorted values are linearly interpolated at the matching
-    quantiles. Ties in ``image`` are broken by pixel order, so with equal
-    sizes the output holds exactly the reference's values, each once.
-
-    Gatys et al. use this as a post-process after texture synthesis
-    (``histogram_matching`` in DeepImageSynthesis/Misc.py of
-    github.com/leongatys/DeepTextures); they invert a 100-bin histogram of
-    the reference, this is the exact, binless version.
-
-    Args:
-        image: float array (H, W, C) or (H, W).
-        reference: float array (H2, W2, C) or (H2, W2), same number of
-            channels; the size may differ.
-
-    Returns:
-        float32 array shaped like ``image``, non-decreasing in ``image``
-        within each channel.
-    """
-    image = np.asarray(image)
-    reference = np.asarray(reference)
-    if image.ndim != reference.ndim or image.shape[2:] != reference.shape[2:]:
-        raise ValueError(
-            f"match_histogram needs the same number of channels, got shapes {image.shape} and {reference.shape}"
-        )
-    channels = 1 if image.ndim == 2 else image.shape[-1]
-    source = image.reshape(-1, channels)
-    targets = np.sort(reference.reshape(-1, channels).astype(np.float32), axis=0)
-    n, m = len(source), len(targets)
-    if n == m:
-        values = targets
-    else:
-        # Sample the reference's quantile function at the centre of each
-        # source rank's interval, so both ends map symmetrically.
-        positions = (np.arange(n) + 0.5) * (m / n) - 0.5
-        grid = np.arange(m)
-        values = np.stack([np.interp(positions, grid, targets[:, c]) for c in range(channels)], axis=-1)
-    order = np.argsort(source, axis=0, kind="stable")
-    out = np.empty((n, channels), dtype=np.float32)
-    np.put_along_axis(out, order, values.astype(np.float32), axis=0)
-    return out.reshape(image.shape)
 
 
 def contact_sheet(

@@ -158,20 +158,6 @@ def test_expand_sources(tmp_path):
         image.expand_sources([tmp_path / "nope"])
 
 
-def test_match_histogram():
-    rng = np.random.default_rng(3)
-    img = rng.random((16, 16, 3), dtype=np.float32)
-    ref = rng.random((16, 16, 3), dtype=np.float32) ** 3
-    out = image.match_histogram(img, ref)
-    for c in range(3):
-        np.testing.assert_array_equal(np.sort(out[..., c].ravel()), np.sort(ref[..., c].ravel()))
-        # monotone: the order of pixels is kept
-        order = np.argsort(img[..., c].ravel())
-        assert np.all(np.diff(out[..., c].ravel()[order]) >= 0)
-    small = image.match_histogram(img, ref[:5, :7])
-    assert small.shape == img.shape and small.min() >= ref[:5, :7].min() - 1e-6
-
-
 def test_contact_sheet_shape():
     tiles = [np.zeros((10, 12, 3)), np.ones((8, 8, 3)), np.zeros((10, 12, 3))]
     sheet = image.contact_sheet(tiles, exemplar=np.ones((10, 10, 3)), pad=2)
@@ -372,7 +358,7 @@ def test_png16_is_valid_for_pillow(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Resize, sources, histogram matching, contact sheet, animation
+# Resize, sources, contact sheet, animation
 # ---------------------------------------------------------------------------
 
 
@@ -400,25 +386,6 @@ def test_expand_sources_details(tmp_path):
     assert image.expand_sources(str(single)) == [single]  # one path, not a list
     with pytest.raises(JtexError, match="no image sources"):
         image.expand_sources([])
-
-
-def test_match_histogram_exact_values_and_monotone():
-    rng = np.random.default_rng(7)
-    img = np.round(rng.random((12, 10, 3)) * 8) / 8  # many ties
-    ref = rng.random((10, 12, 3)) ** 2  # same pixel count, other shape
-    out = image.match_histogram(img, ref)
-    assert out.shape == img.shape and out.dtype == np.float32
-    for c in range(3):
-        np.testing.assert_array_equal(np.sort(out[..., c].ravel()), np.sort(ref[..., c].ravel()).astype(np.float32))
-        src, res = img[..., c].ravel(), out[..., c].ravel()
-        smaller = src[:, None] < src[None, :]  # pairs (i, j) with src[i] < src[j] ...
-        assert np.all(
-            np.broadcast_to(res[:, None], smaller.shape)[smaller] <= np.broadcast_to(res, smaller.shape)[smaller]
-        )
-    # Different sizes: output spans the reference's range, in order.
-    big = image.match_histogram(rng.random((30, 30, 3)), ref)
-    assert big.min() >= ref.min() - 1e-6 and big.max() <= ref.max() + 1e-6
-    assert image.match_histogram(img[..., 0], ref[..., 0]).shape == (12, 10)
 
 
 def test_contact_sheet_layout():
