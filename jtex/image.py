@@ -1,4 +1,4 @@
-"""Image I/O and small image utilities, with Pillow and numpy.
+"""Image files in and out, with Pillow and numpy.
 
 Every image jtex works with is a float32 numpy array of shape (H, W, 3), RGB,
 with values in [0, 1]. This module converts files of any common format and
@@ -7,8 +7,7 @@ Pillow mode to that one representation and back:
 * :func:`load` reads PNG, JPEG, WebP, TIFF, BMP and GIF files in any mode,
   keeping the full precision of 16-bit files;
 * :func:`save` writes 8- or 16-bit files atomically;
-* :func:`resize` and :func:`contact_sheet` work on arrays;
-  :func:`save_animation` writes GIF, WebP or APNG animations;
+* :func:`resize` resamples arrays in float;
 * :func:`expand_sources` turns command-line paths into a list of image files.
 
 Expected problems (a missing file, a truncated PNG, an unwritable directory)
@@ -26,7 +25,7 @@ import struct
 import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,15 +34,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from jtex.errors import JtexError
 
-__all__ = [
-    "EXTENSIONS",
-    "contact_sheet",
-    "expand_sources",
-    "load",
-    "resize",
-    "save",
-    "save_animation",
-]
+__all__ = ["EXTENSIONS", "expand_sources", "load", "resize", "save", "to_unit"]
 
 #: File name extensions (lower case) that :func:`expand_sources` picks up from
 #: a directory.
@@ -438,7 +429,7 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
             f"cannot save {shown}: unknown image extension {path.suffix!r}; "
             f"use one of {', '.join(sorted(_SAVE_FORMATS))}"
         )
-    pixels = _to_unit(image, allow_grey=True)
+    pixels = to_unit(image, allow_grey=True)
 
     if bits == 16:
         data = _encode_png16(np.round(pixels * 65535.0).astype(np.uint16))
@@ -450,8 +441,19 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
     return path
 
 
-def _to_unit(image: np.ndarray, *, allow_grey: bool) -> np.ndarray:
-    """Validates an image array and returns it as float64 in [0, 1]."""
+def to_unit(image: np.ndarray, *, allow_grey: bool) -> np.ndarray:
+    """Validates an image array and returns it as float64 in [0, 1].
+
+    Args:
+        image: array (H, W, 3), or with ``allow_grey`` also (H, W) or
+            (H, W, 1); values are clipped to [0, 1] and NaN becomes 0.
+
+    Returns:
+        float64 array (H, W, 3) or (H, W).
+
+    Raises:
+        ValueError: Any other shape, or an empty image.
+    """
     pixels = np.asarray(image, dtype=np.float64)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
@@ -553,85 +555,8 @@ def _new_file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], *, fps: float = 12) -> Path:
-    """Writes frames as a looping animation, atomically like :func:`save`.
-
-    The extension picks the format:
-
-    * ``.gif``: one adaptive 256-colour palette (median cut) computed from
-      all frames together, no dithering: per-frame palettes and dither
-      patterns change from frame to frame and make flat areas flicker. GIF
-      stores delays in hundredths of a second, and Pillow merges identical
-      consecutive frames into one longer frame.
-    * ``.webp``: lossless animated WebP.
-    * ``.png``: animated PNG (APNG), lossless 8-bit.
-
-    All loop forever (loop=0).
-
-    Args:
-        path: Output file ending in .gif, .webp or .png.
-        frames: Sequence of N float arrays (H, W, 3) or (H, W), all the same
-            size, values clipped to [0, 1].
-        fps: Frames per second; each frame shows for 1000 / fps ms.
-
-    Returns:
-        The path written, as a Path.
-
-    Raises:
-        JtexError: Unsupported extension, no frames, a bad fps, or the file
-            cannot be written.
-    """
-    path = Path(path)
-    shown = _show(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".webp", ".png"):
-        raise JtexError(
-            f"cannot save animation {shown}: unknown extension {path.suffix!r}; use .gif, .webp or .png (APNG)"
-        )
-    if len(frames) == 0:
-        raise JtexError(f"cannot save animation {shown}: there are no frames to write")
-    if not fps > 0 or not math.isfinite(fps):
-        raise JtexError(f"cannot save animation {shown}: fps must be positive, got {fps}")
-
-    images = []
-    for frame in frames:
-        pixels = _to_unit(frame, allow_grey=True)
-        if pixels.ndim == 2:
-            pixels = np.repeat(pixels[..., None], 3, axis=-1)
-        images.append(Image.fromarray(np.round(pixels * 255.0).astype(np.uint8)))
-    if len({im.size for im in images}) > 1:
-        sizes = sorted({im.size for im in images})
-        raise ValueError(f"animation frames differ in size (width, height): {sizes}")
-
-    duration = 1000.0 / fps
-    if suffix == ".gif":
-        images = _quantize_shared(images)
-        fmt, options = "GIF", {"duration": round(duration)}
-    elif suffix == ".webp":
-        fmt, options = "WEBP", {"duration": round(duration), "lossless": True}
-    else:
-        fmt, options = "PNG", {"duration": duration}
-
-    first, rest = images[0], images[1:]
-    _atomic_write(
-        path,
-        lambda f: first.save(f, format=fmt, save_all=True, append_images=rest, loop=0, **options),
-    )
-    return path
-
-
-def _quantize_shared(images: list[Image.Image]) -> list[Image.Image]:
-    """Quantises RGB frames to one 256-colour palette built from all of them."""
-    # Build the palette from a strip of (subsampled) frames, so colours that
-    # only appear late in the animation get palette entries too.
-    step = max(1, math.ceil(math.sqrt(len(images) * images[0].width * images[0].height / 1_000_000)))
-    strip = np.concatenate([np.asarray(im)[::step, ::step] for im in images], axis=0)
-    palette = Image.fromarray(strip).quantize(256, method=Image.Quantize.MEDIANCUT)
-    return [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-
-
 # --------------------------------------------------------------------------
-# Sources, contact sheets
+# Sources
 # --------------------------------------------------------------------------
 
 
@@ -678,62 +603,6 @@ def expand_sources(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     if not files:
         raise JtexError("no image sources given; pass at least one image file or directory")
     return files
-
-
-def contact_sheet(
-    images: Sequence[np.ndarray],
-    *,
-    exemplar: np.ndarray | None = None,
-    columns: int | None = None,
-    pad: int = 4,
-    background: float | Sequence[float] = 1.0,
-) -> np.ndarray:
-    """Tiles images into one grid image, e.g. an exemplar and its syntheses.
-
-    Every cell is as large as the largest image; smaller images are centred
-    in their cell. Cells are separated, and surrounded, by ``pad`` pixels of
-    ``background``.
-
-    Args:
-        images: Sequence of float arrays (H_i, W_i, 3) or (H_i, W_i), sizes
-            may differ.
-        exemplar: Optional image placed first (top left).
-        columns: Cells per row; default ceil(sqrt(number of images)).
-        pad: Gap in pixels between and around cells.
-        background: Grey level, or an RGB triple, in [0, 1] for the gaps.
-
-    Returns:
-        float32 array (rows * (cell_H + pad) + pad,
-        columns * (cell_W + pad) + pad, 3), values in [0, 1].
-    """
-    tiles = ([] if exemplar is None else [exemplar]) + list(images)
-    if not tiles:
-        raise ValueError("contact_sheet needs at least one image")
-    if pad < 0:
-        raise ValueError(f"contact_sheet pad must be >= 0, got {pad}")
-    tiles = [_to_unit(tile, allow_grey=True) for tile in tiles]
-    tiles = [t if t.ndim == 3 else np.repeat(t[..., None], 3, axis=-1) for t in tiles]
-
-    count = len(tiles)
-    if columns is None:
-        columns = math.ceil(math.sqrt(count))
-    if columns < 1:
-        raise ValueError(f"contact_sheet columns must be >= 1, got {columns}")
-    columns = min(columns, count)
-    rows = math.ceil(count / columns)
-    cell_h = max(t.shape[0] for t in tiles)
-    cell_w = max(t.shape[1] for t in tiles)
-
-    shape = (pad + rows * (cell_h + pad), pad + columns * (cell_w + pad), 3)
-    sheet = np.empty(shape, dtype=np.float32)
-    sheet[...] = np.clip(np.asarray(background, dtype=np.float32), 0.0, 1.0)
-    for index, tile in enumerate(tiles):
-        row, col = divmod(index, columns)
-        h, w = tile.shape[:2]
-        top = pad + row * (cell_h + pad) + (cell_h - h) // 2
-        left = pad + col * (cell_w + pad) + (cell_w - w) // 2
-        sheet[top : top + h, left : left + w] = tile
-    return sheet
 
 
 # --------------------------------------------------------------------------

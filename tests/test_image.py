@@ -85,24 +85,6 @@ def test_alpha_composited_on_mean_colour(tmp_path):
     np.testing.assert_allclose(image.load(tmp_path / "la.png")[3, 3], lum, atol=1e-6)
 
 
-def test_gif_first_frame(tmp_path):
-    frames = [np.full((6, 6, 3), v, np.float32) for v in (0.2, 0.8, 0.5)]
-    image.save_animation(tmp_path / "a.gif", frames, fps=10)
-    np.testing.assert_allclose(image.load(tmp_path / "a.gif"), 0.2, atol=2 / 255)
-
-
-@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png"])
-def test_animation_loops_with_all_frames(tmp_path, suffix):
-    rng = np.random.default_rng(2)
-    frames = [rng.random((8, 8, 3), dtype=np.float32) for _ in range(5)]
-    path = image.save_animation(tmp_path / f"a{suffix}", frames, fps=8)
-    with Image.open(path) as im:
-        assert im.n_frames == 5
-        assert im.info.get("loop", 0) == 0
-        if suffix != ".webp":  # Pillow reports no duration for WebP files it reads
-            assert abs(im.info.get("duration") - 125) <= 10  # GIF stores centiseconds
-
-
 def test_resize_and_load_width():
     x = image.load(EXAMPLES / "brick.png", width=128)
     assert x.shape == (128, 128, 3)
@@ -156,12 +138,6 @@ def test_expand_sources(tmp_path):
         image.expand_sources([tmp_path / "sub"] if (tmp_path / "sub").mkdir() is None else [])
     with pytest.raises(JtexError, match="no such file or folder"):
         image.expand_sources([tmp_path / "nope"])
-
-
-def test_contact_sheet_shape():
-    tiles = [np.zeros((10, 12, 3)), np.ones((8, 8, 3)), np.zeros((10, 12, 3))]
-    sheet = image.contact_sheet(tiles, exemplar=np.ones((10, 10, 3)), pad=2)
-    assert sheet.shape == (2 * 10 + 3 * 2, 2 * 12 + 3 * 2, 3)
 
 
 # ---------------------------------------------------------------------------
@@ -358,7 +334,7 @@ def test_png16_is_valid_for_pillow(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Resize, sources, contact sheet, animation
+# Resize and sources
 # ---------------------------------------------------------------------------
 
 
@@ -387,27 +363,3 @@ def test_expand_sources_details(tmp_path):
     with pytest.raises(JtexError, match="no image sources"):
         image.expand_sources([])
 
-
-def test_contact_sheet_layout():
-    a, b = np.zeros((4, 6, 3)), np.full((2, 2), 0.5)  # a greyscale tile is accepted
-    sheet = image.contact_sheet([a, b, a], exemplar=np.ones((4, 4, 3)), columns=3, pad=1, background=0.25)
-    assert sheet.shape == (1 + 2 * (4 + 1), 1 + 3 * (6 + 1), 3) and sheet.dtype == np.float32
-    assert sheet[0, 0, 0] == 0.25  # padding
-    assert np.all(sheet[1:5, 2:6] == 1.0)  # exemplar first, centred in its 6-wide cell
-    assert np.all(sheet[2:4, 17:19] == 0.5)  # 2x2 tile centred in the third cell (left edge 1 + 2 * 7)
-    assert image.contact_sheet([a] * 5).shape[1] == 4 + 3 * (6 + 4)  # default: ceil(sqrt(5)) = 3 columns
-
-
-def test_animation_details(tmp_path):
-    frames = [np.full((6, 6, 3), v) for v in np.linspace(0, 1, 4)]
-    path = image.save_animation(tmp_path / "x" / "a.webp", frames, fps=4)
-    with Image.open(path) as im:
-        assert im.n_frames == 4 and im.info["loop"] == 0
-        im.seek(3)
-        np.testing.assert_array_equal(np.asarray(im.convert("RGB"))[0, 0], [255, 255, 255])  # lossless
-    with Image.open(image.save_animation(tmp_path / "a.gif", frames, fps=4)) as im:
-        assert im.n_frames == 4 and im.info["loop"] == 0 and im.info["duration"] == 250
-    for bad, pattern in [((tmp_path / "a.mp4", frames), "extension"), ((tmp_path / "b.gif", []), "no frames")]:
-        with pytest.raises(JtexError, match=pattern):
-            image.save_animation(*bad)
-    assert not (tmp_path / "b.gif").exists()
