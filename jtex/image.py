@@ -17,22 +17,19 @@ path, the problem and the fix.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import re
 import struct
-import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from jtex.errors import JtexError
+from jtex.files import atomic_write, one_line, show
 
 __all__ = ["EXTENSIONS", "expand_sources", "load", "resize", "save", "to_unit"]
 
@@ -107,7 +104,7 @@ def load(
             not an image, too large, or ``width``/``scale`` is invalid.
     """
     path = Path(path)
-    shown = _show(path)
+    shown = show(path)
     if width is not None and scale is not None:
         raise JtexError(f"loading {shown}: give width or scale, not both; drop one of them")
     _check_readable_file(path)
@@ -119,11 +116,11 @@ def load(
             with Image.open(path) as im:
                 rgb, alpha = _decode(im, path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise JtexError(f"{shown}: image too large ({_one_line(e)}); downscale it, e.g. to 2048 pixels wide") from e
+        raise JtexError(f"{shown}: image too large ({one_line(e)}); downscale it, e.g. to 2048 pixels wide") from e
     except UnidentifiedImageError as e:
         raise JtexError(f"{shown}: not an image Pillow can read; convert it to {_FORMATS_HINT}") from e
     except _READ_ERRORS as e:
-        raise JtexError(f"{shown}: unreadable or truncated image ({_one_line(e)}); re-export or re-download it") from e
+        raise JtexError(f"{shown}: unreadable or truncated image ({one_line(e)}); re-export or re-download it") from e
 
     if alpha is not None:
         rgb = _composite_over_mean(rgb, alpha)
@@ -137,7 +134,7 @@ def load(
 
 def _check_readable_file(path: Path) -> None:
     """Gives clear messages for the common mistakes before Pillow sees the path."""
-    shown = _show(path)
+    shown = show(path)
     if not path.exists():
         raise JtexError(f"{shown}: no such file; check the path and its spelling")
     if path.is_dir():
@@ -145,7 +142,7 @@ def _check_readable_file(path: Path) -> None:
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise JtexError(f"{shown}: cannot read it ({_one_line(e)}); check its permissions") from e
+        raise JtexError(f"{shown}: cannot read it ({one_line(e)}); check its permissions") from e
     if size == 0:
         raise JtexError(f"{shown}: file is empty (0 bytes); re-export or re-download it")
 
@@ -398,7 +395,7 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
     """Writes an image file atomically.
 
     The file is written to a temporary file in the same directory and then
-    renamed over ``path``, so readers never see a half-written image and, if
+    renamed over ``path`` (:func:`jtex.files.atomic_write`), so readers never see a half-written image and, if
     writing fails, an existing file at ``path`` is left untouched. Missing
     parent directories are created.
 
@@ -418,7 +415,7 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
             written (permissions, full disk).
     """
     path = Path(path)
-    shown = _show(path)
+    shown = show(path)
     suffix = path.suffix.lower()
     if bits not in (8, 16):
         raise JtexError(f"cannot save {shown}: bits must be 8 or 16, got {bits}")
@@ -433,11 +430,11 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
 
     if bits == 16:
         data = _encode_png16(np.round(pixels * 65535.0).astype(np.uint16))
-        _atomic_write(path, lambda f: f.write(data))
+        atomic_write(path, lambda f: f.write(data))
     else:
         pil = Image.fromarray(np.round(pixels * 255.0).astype(np.uint8))
         fmt, options = _SAVE_FORMATS[suffix]
-        _atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
+        atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
     return path
 
 
@@ -509,52 +506,6 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Calls ``write`` on a temp file next to ``path``, then renames it to ``path``.
-
-    os.replace within one directory is atomic on POSIX and Windows, so
-    ``path`` holds either its old content or the complete new file. On any
-    failure the temp file is removed and ``path`` is left alone.
-    """
-    shown = _show(path)
-    if path.is_dir():
-        raise JtexError(f"cannot write {shown}: it is a directory; give a file name inside it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise JtexError(
-            f"cannot create the directory for {shown}: {_one_line(e)}; check permissions or choose another output path"
-        ) from e
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise JtexError(f"cannot write {shown}: {_one_line(e)}; check the directory's permissions") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data must be on disk before the rename is
-        # mkstemp creates the file private (0600); give it normal permissions.
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise JtexError(f"cannot write {shown}: {_one_line(e)}; check free disk space and permissions") from e
-        raise
-
-
-def _new_file_mode(path: Path) -> int:
-    """Permissions for a written file: the old file's, else 0666 less the umask."""
-    with contextlib.suppress(OSError):
-        return path.stat().st_mode & 0o777
-    # The umask can only be read by setting it; set it straight back.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 # --------------------------------------------------------------------------
 # Sources
 # --------------------------------------------------------------------------
@@ -581,7 +532,7 @@ def expand_sources(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> li
         paths = [paths]
     files: list[Path] = []
     for path in map(Path, paths):
-        shown = _show(path)
+        shown = show(path)
         if path.is_dir():
             found = sorted(
                 (
@@ -603,20 +554,3 @@ def expand_sources(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     if not files:
         raise JtexError("no image sources given; pass at least one image file or directory")
     return files
-
-
-# --------------------------------------------------------------------------
-# Messages
-# --------------------------------------------------------------------------
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception's message on one line (the CLI prints messages as one line)."""
-    text = re.sub(r"\s+", " ", str(error)).strip()
-    return text or type(error).__name__
-
-
-def _show(path: Path) -> str:
-    """A path for a one-line message; quoted if it holds control characters."""
-    text = str(path)
-    return repr(text) if any(ord(ch) < 32 for ch in text) else text
