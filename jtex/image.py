@@ -58,6 +58,7 @@ _SAVE_FORMATS = {
 }
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------
@@ -113,14 +114,17 @@ def load(
         # copy of such an image takes gigabytes, so treat it as an error too.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            _check_png_chunks(path)
             with Image.open(path) as im:
                 rgb, alpha = _decode(im, path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise JtexError(f"{shown}: image too large ({one_line(e)}); downscale it, e.g. to 2048 pixels wide") from e
+    except PermissionError as e:
+        raise JtexError(f"{shown}: cannot read it ({one_line(e)}); check its permissions") from e
     except UnidentifiedImageError as e:
         raise JtexError(f"{shown}: not an image Pillow can read; convert it to {_FORMATS_HINT}") from e
     except _READ_ERRORS as e:
-        raise JtexError(f"{shown}: unreadable or truncated image ({one_line(e)}); re-export or re-download it") from e
+        raise JtexError(f"{shown}: corrupt or truncated image ({one_line(e)}); re-export or re-download it") from e
 
     if alpha is not None:
         rgb = _composite_over_mean(rgb, alpha)
@@ -147,12 +151,53 @@ def _check_readable_file(path: Path) -> None:
         raise JtexError(f"{shown}: file is empty (0 bytes); re-export or re-download it")
 
 
+def _check_png_chunks(path: Path) -> None:
+    """Checks a PNG's chunk structure and the CRC-32 of its critical chunks.
+
+    Pillow checks the CRCs of the chunks before the image data but not of the
+    IDAT chunks, and its zlib decoder stops once it has every row, before
+    zlib's own Adler-32 check: a flipped byte in the compressed data could
+    decode to wrong pixels without an error. Critical chunks (IHDR, PLTE,
+    IDAT, IEND: upper-case first letter) must match their CRC, as libpng
+    requires; the file must end with IEND. Other files are left to Pillow.
+    """
+
+    def fail(problem: str) -> JtexError:
+        return JtexError(f"{show(path)}: {problem}; re-export or re-download it")
+
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return
+        while True:
+            start, head = f.tell(), f.read(8)
+            if len(head) < 8:
+                raise fail(f"truncated PNG (it ends at byte {start}, before IEND)")
+            length, kind = struct.unpack(">I4s", head)
+            if length > 0x7FFFFFFF or not kind.isalpha():
+                raise fail(f"corrupt PNG (bad chunk header at byte {start})")
+            critical, left, crc = not kind[0] & 0x20, length, zlib.crc32(kind)
+            if critical:
+                while left and (block := f.read(min(left, 1 << 20))):
+                    crc, left = zlib.crc32(block, crc), left - len(block)
+            else:
+                f.seek(length, os.SEEK_CUR)  # past the end, the CRC read below comes up short
+                left = 0
+            stored = f.read(4)
+            if left or len(stored) < 4:
+                raise fail(f"truncated PNG (it ends inside its {kind.decode()} chunk)")
+            if critical and struct.unpack(">I", stored)[0] != crc:
+                raise fail(f"corrupt PNG (CRC mismatch in its {kind.decode()} chunk at byte {start})")
+            if kind == b"IEND":
+                return
+
+
 def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Decodes an opened image to float RGB (H, W, 3) and alpha (H, W) or None."""
-    # Read the 16-bit samples first: for PNGs, getexif() loads the image,
-    # which consumes the tile information that _read_png16_colour needs.
+    # Read the 16-bit samples first: load() consumes the tile information
+    # that _read_png16_colour needs.
     samples = _read_png16_colour(im, path)
-    orientation = _exif_orientation(im)
+    im.load()  # the complete decode: its errors end the load
+    orientation = _exif_orientation(im, show(path))  # after load(): parses metadata only
     if samples is not None:
         pixels = samples.astype(np.float32) / 65535.0
         rgb, alpha = _split_channels(pixels)
@@ -289,12 +334,19 @@ def _apply_colour_key(samples: np.ndarray, trns: object) -> np.ndarray:
     return np.concatenate([samples, alpha[..., None].astype(np.uint16)], axis=-1)
 
 
-def _exif_orientation(im: Image.Image) -> int:
-    """Returns the EXIF orientation (1 to 8), 1 when absent or unreadable."""
+def _exif_orientation(im: Image.Image, shown: str) -> int:
+    """Returns the EXIF orientation (1 to 8), 1 when absent or out of range.
+
+    Call it after ``im.load()`` (or for a JPEG, whose EXIF block is read with
+    its header): for a PNG not yet loaded, ``getexif()`` decodes the image.
+    """
     try:
         orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:  # a broken EXIF block must not make the image unreadable
-        return 1
+    except _READ_ERRORS as e:
+        raise JtexError(
+            f"{shown}: corrupt EXIF metadata ({one_line(e)}), so its orientation is unknown; "
+            "re-export it, or strip its metadata"
+        ) from e
     return orientation if orientation in range(1, 9) else 1
 
 
