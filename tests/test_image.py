@@ -3,6 +3,10 @@
 import os
 import stat
 import struct
+import subprocess
+import sys
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,7 @@ from PIL import Image, ImageFile, ImageOps
 from jtex import image
 from jtex.errors import JtexError
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, ROOT
 
 
 def grey_ramp(h=8, w=12):
@@ -365,7 +369,7 @@ def test_expand_sources_details(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Corrupt and truncated files
+# Corrupt, truncated and huge files
 # ---------------------------------------------------------------------------
 
 
@@ -445,3 +449,107 @@ def test_png_without_iend_or_with_a_bad_chunk_length_is_an_error(tmp_path):
     bad[33:37] = struct.pack(">I", 0xFFFFFFF0)  # the first chunk after IHDR
     (tmp_path / "c.png").write_bytes(bad)
     _assert_one_line_error(tmp_path / "c.png", "corrupt PNG .bad chunk header")
+
+
+def _huge_png(path, width, height):
+    """An RGBA PNG of ``width`` x ``height`` pixels that is small on disk: row y is (v, v/2, 255 - v, 255)."""
+    deflate = zlib.compressobj(1)  # fast; 1.4 MB for 9000 x 9000
+    parts = []
+    for y in range(height):
+        v = y * 255 // (height - 1)
+        parts.append(deflate.compress(b"\0" + bytes([v, v // 2, 255 - v, 255]) * width))
+    parts.append(deflate.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    chunks = [
+        image._png_chunk(b"IHDR", ihdr),
+        image._png_chunk(b"IDAT", b"".join(parts)),
+        image._png_chunk(b"IEND", b""),
+    ]
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(chunks))
+    return path
+
+
+_BOUNDED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # 3 GB of address space
+import numpy as np
+from jtex import image
+from jtex.errors import JtexError
+x = image.load(sys.argv[1], width=256)
+assert x.shape == (256, 256, 3) and x.dtype == np.float32, x.shape
+ramp = np.linspace(0, 1, 256)  # each row's colour, from the top row to the bottom one
+np.testing.assert_allclose(x[:, 100, 0], ramp, atol=0.01)
+np.testing.assert_allclose(x[:, 100, 2], 1 - ramp, atol=0.01)
+try:
+    image.load(sys.argv[1])
+except JtexError as e:
+    print(e)
+"""
+
+
+def test_huge_png_loads_small_in_bounded_memory(tmp_path):
+    # 9000 x 9000 RGBA (81 megapixels, 1.3 GB as float32) in a 1.4 MB file.
+    path = _huge_png(tmp_path / "huge.png", 9000, 9000)
+    assert path.stat().st_size < 2_000_000
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", _BOUNDED, str(path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    message = run.stdout.strip()
+    assert "\n" not in message and str(path) in message
+    assert "9000x9000 pixels (81.0 megapixels)" in message and "--source-width (-sw)" in message
+
+
+def test_pixel_limits(tmp_path, monkeypatch):
+    path = image.save(tmp_path / "a.png", np.full((60, 80, 3), 64 / 255))
+    monkeypatch.setattr(image, "MAX_PIXELS", 1000)
+    _assert_one_line_error(path, r"80x60 pixels \(0.0 megapixels\) is over the 0-megapixel limit")
+    np.testing.assert_allclose(image.load(path, width=20), 64 / 255, atol=1e-6)  # shrunk before the float conversion
+    _assert_one_line_error(path, "result would be 400x300 pixels", scale=5)
+    with pytest.raises(JtexError, match="result would be"):
+        image.resize(np.zeros((60, 80, 3)), scale=5)
+
+
+def test_enormous_resizes_are_refused_fast():
+    start = time.perf_counter()
+    _assert_one_line_error(EXAMPLES / "brick.png", "result would be 512000x512000 pixels", scale=1000)
+    _assert_one_line_error(EXAMPLES / "hubble_deep_field.jpg", "over the 64-megapixel limit", width=10**6)
+    with pytest.raises(JtexError, match="over the 64-megapixel limit"):
+        image.resize(np.zeros((4, 4, 3)), scale=10**4)
+    with pytest.raises(JtexError, match="scale must be a positive number"):
+        image.load(EXAMPLES / "brick.png", scale=float("nan"))
+    assert time.perf_counter() - start < 2
+
+
+def test_shrinking_while_loading_matches_a_direct_resize(tmp_path):
+    # Loads that shrink by 8x or more average whole blocks (and JPEGs decode
+    # smaller) before the float conversion; the result stays close to
+    # resizing the full image, transparency and orientation included.
+    rng = np.random.default_rng(13)
+    base = image.resize(rng.random((8, 12, 3)), width=600)  # smooth, 400 x 600
+    rgba = np.concatenate([base, 0.2 + 0.8 * base[..., :1]], axis=-1)
+    Image.fromarray((rgba * 255).round().astype(np.uint8)).save(tmp_path / "a.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    Image.fromarray((base * 255).round().astype(np.uint8)).save(tmp_path / "o.jpg", quality=98, exif=exif)
+    image.save(tmp_path / "g16.png", base[..., 1], bits=16)
+    for name, kwargs in [("a.png", {"width": 50}), ("o.jpg", {"width": 40}), ("g16.png", {"scale": 0.1})]:
+        full = image.load(tmp_path / name)
+        direct = image.resize(full, width=kwargs.get("width"), scale=kwargs.get("scale"))
+        small = image.load(tmp_path / name, **kwargs)
+        assert small.shape == direct.shape and small.dtype == np.float32, name
+        assert np.abs(small - direct).mean() < 0.001 and np.abs(small - direct).max() < 0.01, name
+    assert image.load(tmp_path / "o.jpg", width=40).shape == (60, 40, 3)  # portrait after the EXIF rotation
+
+
+def test_fully_transparent_image_takes_its_plain_mean_when_shrunk(tmp_path):
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:, :32, 1] = 100  # green in the left half only: plain mean 50
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    for kwargs in ({}, {"width": 8}):
+        np.testing.assert_allclose(
+            image.load(tmp_path / "clear.png", **kwargs)[3, 5], [200 / 255, 50 / 255, 0], atol=1e-6
+        )
