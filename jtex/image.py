@@ -1,61 +1,63 @@
-"""Image I/O and small image utilities, with Pillow and numpy.
+"""Image files in and out, with Pillow and numpy.
 
 Every image jtex works with is a float32 numpy array of shape (H, W, 3), RGB,
 with values in [0, 1]. This module converts files of any common format and
 Pillow mode to that one representation and back:
 
 * :func:`load` reads PNG, JPEG, WebP, TIFF, BMP and GIF files in any mode,
-  keeping the full precision of 16-bit files;
+  keeping the full precision of 16-bit files, shrinking before it converts
+  to float when asked for a smaller size;
 * :func:`save` writes 8- or 16-bit files atomically;
-* :func:`resize`, :func:`match_histogram` and :func:`contact_sheet` work on
-  arrays; :func:`save_animation` writes GIF, WebP or APNG animations;
+* :func:`resize` resamples arrays in float;
 * :func:`expand_sources` turns command-line paths into a list of image files.
 
-Expected problems (a missing file, a truncated PNG, an unwritable directory)
-raise :class:`jtex.errors.JtexError` with a one-line message that names the
-path, the problem and the fix.
+Expected problems (a missing file, a corrupt or truncated file, an image too
+large for memory, an unwritable directory) raise
+:class:`jtex.errors.JtexError` with a one-line message that names the path,
+the problem and the fix. Files are only ever fully decoded, never used half
+read: Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left False.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import re
 import struct
-import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from jtex.errors import JtexError
+from jtex.files import atomic_write, one_line, show
 
-__all__ = [
-    "EXTENSIONS",
-    "contact_sheet",
-    "expand_sources",
-    "load",
-    "match_histogram",
-    "resize",
-    "save",
-    "save_animation",
-]
+__all__ = ["EXTENSIONS", "MAX_PIXELS", "expand_sources", "load", "resize", "save", "to_unit"]
 
 #: File name extensions (lower case) that :func:`expand_sources` picks up from
 #: a directory.
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
+#: The most pixels :func:`load` holds as float at once and :func:`resize`
+#: makes (64 megapixels: 768 MB as float32 RGB). Larger files load only when
+#: asked for a smaller size, which is reached before the float conversion.
+MAX_PIXELS = 64_000_000
+
 _FORMATS_HINT = "PNG, JPEG, WebP, TIFF, BMP or GIF"
+_LOAD_FIX = "load it smaller with --source-width (-sw) or --source-scale (-ss)"
 
 # Everything Pillow and the codecs it calls raise for unreadable or malformed
 # files. Some plugins raise SyntaxError or struct.error for corrupt headers,
 # so catching OSError alone is not enough.
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+
+# Shrinking before the float conversion (and JPEG's draft decoding) leave at
+# least this factor to the final Lanczos step, like Pillow's reducing_gap.
+# The box filter then dims the output's finest detail by at most 3%, and
+# loads that shrink by less than 8x are exactly a direct Lanczos resize.
+_REDUCING_GAP = 4
 
 # Pillow formats and save options for 8-bit output, by file extension.
 # JPEG at quality 95 with no chroma subsampling and lossless WebP: outputs
@@ -71,6 +73,7 @@ _SAVE_FORMATS = {
 }
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------
@@ -78,12 +81,7 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 # --------------------------------------------------------------------------
 
 
-def load(
-    path: str | os.PathLike,
-    *,
-    width: int | None = None,
-    scale: float | None = None,
-) -> np.ndarray:
+def load(path: str | os.PathLike, *, width: int | None = None, scale: float | None = None) -> np.ndarray:
     """Reads an image file as a float32 RGB array.
 
     Reads PNG, JPEG, WebP, TIFF, BMP and GIF (the first frame of animations)
@@ -94,7 +92,8 @@ def load(
     Value scaling by mode: 8-bit modes divide by 255, 16-bit modes by 65535;
     mode ``I`` (32-bit int) divides by 65535 when all values fit in 16 bits,
     else is stretched from its minimum to its maximum; mode ``F`` (float) is
-    kept as is when within [0, 1], else stretched the same way.
+    kept as is when within [0, 1], else stretched the same way (NaN and
+    infinities count as 0).
 
     Transparency (an alpha channel or a transparent palette or colour key) is
     composited over the image's mean colour: the mean of the pixels weighted
@@ -102,52 +101,111 @@ def load(
     transparent areas then hold its average colour rather than black or white
     that would bias its statistics. An EXIF orientation tag is applied.
 
+    The pixel data is decoded once (16-bit colour PNGs twice, once for each
+    byte of their samples), completely, and a decoding error ends the load:
+    a corrupt or truncated file (PNG chunk CRCs are checked too) is an
+    error, never a partly decoded image. Asked for a size 8 times smaller or
+    more, ``load`` shrinks before converting to float (a JPEG decodes at 1/2,
+    1/4 or 1/8 size, then whole blocks are averaged, alpha premultiplied)
+    and finishes with Lanczos, so float memory follows the output size, not
+    the file's. At full size, files over :data:`MAX_PIXELS` are refused.
+
     Args:
         path: The image file.
-        width: If given, resize (Lanczos) to this width in pixels, keeping
-            the aspect ratio.
-        scale: If given, resize (Lanczos) by this factor. Give at most one
-            of ``width`` and ``scale``.
+        width: If given, resize to this width in pixels, keeping the aspect
+            ratio.
+        scale: If given, resize by this factor. Give at most one of ``width``
+            and ``scale``.
 
     Returns:
         float32 array of shape (H, W, 3), RGB, values in [0, 1].
 
     Raises:
-        JtexError: The file is missing, is a directory, is empty, truncated,
-            not an image, too large, or ``width``/``scale`` is invalid.
+        JtexError: The file is missing, is a directory, is empty, corrupt,
+            truncated or not an image; it is a decompression bomb; or the
+            image, at the size asked for, is over :data:`MAX_PIXELS`; or
+            ``width``/``scale`` is invalid.
     """
     path = Path(path)
-    shown = _show(path)
+    shown = show(path)
     if width is not None and scale is not None:
         raise JtexError(f"loading {shown}: give width or scale, not both; drop one of them")
+    _check_resize_args(width=width, height=None, scale=scale, where=f"loading {shown}")
     _check_readable_file(path)
     try:
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a float
         # copy of such an image takes gigabytes, so treat it as an error too.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            _check_png_chunks(path)
             with Image.open(path) as im:
-                rgb, alpha = _decode(im, path)
+                return _read(im, path, width=width, scale=scale)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise JtexError(f"{shown}: image too large ({_one_line(e)}); downscale it, e.g. to 2048 pixels wide") from e
+        raise JtexError(f"{shown}: image too large ({one_line(e)}); downscale it, e.g. to 2048 pixels wide") from e
+    except PermissionError as e:
+        raise JtexError(f"{shown}: cannot read it ({one_line(e)}); check its permissions") from e
+    except MemoryError as e:
+        raise JtexError(f"{shown}: not enough memory to open it; downscale it, e.g. to 2048 pixels wide") from e
     except UnidentifiedImageError as e:
         raise JtexError(f"{shown}: not an image Pillow can read; convert it to {_FORMATS_HINT}") from e
     except _READ_ERRORS as e:
-        raise JtexError(f"{shown}: unreadable or truncated image ({_one_line(e)}); re-export or re-download it") from e
+        raise JtexError(f"{shown}: corrupt or truncated image ({one_line(e)}); re-export or re-download it") from e
 
-    if alpha is not None:
-        rgb = _composite_over_mean(rgb, alpha)
-    rgb = np.clip(rgb, 0.0, 1.0).astype(np.float32, copy=False)
-    if width is not None:
-        rgb = resize(rgb, width=width)
-    elif scale is not None:
-        rgb = resize(rgb, scale=scale)
-    return rgb
+
+def _read(im: Image.Image, path: Path, *, width: int | None, scale: float | None) -> np.ndarray:
+    """Decodes an opened image once and converts it, shrunk if asked, to float RGB (H, W, 3)."""
+    shown, where = show(path), f"loading {show(path)}"
+    file_w, file_h = im.size
+    too_large = JtexError(
+        f"{shown}: {file_w}x{file_h} pixels ({file_w * file_h / 1e6:.1f} megapixels) is over the "
+        f"{MAX_PIXELS / 1e6:.0f}-megapixel limit for loading at full size; {_LOAD_FIX}"
+    )
+    resizing = width is not None or scale is not None
+    if not resizing and file_w * file_h > MAX_PIXELS:
+        raise too_large
+    if scale is not None:  # the output's pixel count does not depend on the orientation: check it now
+        _target_size(file_h, file_w, width=None, height=None, scale=scale, where=where, fix=_LOAD_FIX)
+    if im.format == "JPEG" and resizing:
+        # Decode at 1/2, 1/4 or 1/8 size where that leaves the gap to the
+        # output. JPEG's EXIF block is read with the header: nothing decodes.
+        turned = _exif_orientation(im, shown) >= 5
+        full_h, full_w = (file_w, file_h) if turned else (file_h, file_w)
+        out_h, out_w = _target_size(full_h, full_w, width=width, height=None, scale=scale, where=where, fix=_LOAD_FIX)
+        out_w, out_h = (out_h, out_w) if turned else (out_w, out_h)  # back to the file's axes
+        im.draft(None, (out_w * _REDUCING_GAP, out_h * _REDUCING_GAP))
+    rawmode = im.tile[0].args if im.format == "PNG" and len(im.tile) == 1 else None
+    rawmode16 = rawmode if rawmode in ("RGB;16B", "RGBA;16B", "LA;16B") and im.mode in ("RGB", "RGBA") else None
+    tiles = list(im.tile)
+    if rawmode16 == "LA;16B":  # 16-bit grey+alpha: the plain 4-byte unpacker passes all bytes through
+        im.tile = [tile._replace(args="RGBA") for tile in im.tile]
+    try:
+        im.load()  # the one complete decode: its errors end the load
+        orientation = _exif_orientation(im, shown)  # after load(): parses metadata only
+        colour, alpha, offset, denom = _samples(im, path, tiles, rawmode16)
+        colour, alpha = _orient(colour, orientation), _orient(alpha, orientation)
+        h, w = colour.shape[:2]
+        out_h, out_w = h, w
+        if resizing:  # from the file's size, before any JPEG draft scaling
+            full = (file_w, file_h) if orientation >= 5 else (file_h, file_w)
+            out_h, out_w = _target_size(*full, width=width, height=None, scale=scale, where=where, fix=_LOAD_FIX)
+        ratio = min(h / out_h, w / out_w)
+        factor = max(1, int(ratio // _REDUCING_GAP))
+        if -(-h // factor) * -(-w // factor) > MAX_PIXELS:
+            factor = max(factor, int(ratio))  # no gap: memory first
+        if -(-h // factor) * -(-w // factor) > MAX_PIXELS:
+            raise too_large
+        pixels = _to_float(colour, alpha, offset, denom, factor)
+        del colour, alpha
+        if pixels.shape[:2] != (out_h, out_w):  # the box: the image's own extent, edge blocks may be partial
+            pixels = _lanczos(pixels, out_h, out_w, box=(0, 0, w / factor, h / factor))
+    except MemoryError as e:
+        raise JtexError(f"{shown}: not enough memory to load its {file_w}x{file_h} pixels; {_LOAD_FIX}") from e
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
 
 
 def _check_readable_file(path: Path) -> None:
     """Gives clear messages for the common mistakes before Pillow sees the path."""
-    shown = _show(path)
+    shown = show(path)
     if not path.exists():
         raise JtexError(f"{shown}: no such file; check the path and its spelling")
     if path.is_dir():
@@ -155,166 +213,204 @@ def _check_readable_file(path: Path) -> None:
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise JtexError(f"{shown}: cannot read it ({_one_line(e)}); check its permissions") from e
+        raise JtexError(f"{shown}: cannot read it ({one_line(e)}); check its permissions") from e
     if size == 0:
         raise JtexError(f"{shown}: file is empty (0 bytes); re-export or re-download it")
 
 
-def _decode(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decodes an opened image to float RGB (H, W, 3) and alpha (H, W) or None."""
-    # Read the 16-bit samples first: for PNGs, getexif() loads the image,
-    # which consumes the tile information that _read_png16_colour needs.
-    samples = _read_png16_colour(im, path)
-    orientation = _exif_orientation(im)
-    if samples is not None:
-        pixels = samples.astype(np.float32) / 65535.0
-        rgb, alpha = _split_channels(pixels)
-    else:
-        rgb, alpha = _pil_to_float(im)
-    rgb = _orient(rgb, orientation)
-    if alpha is not None:
-        alpha = _orient(alpha, orientation)
-    return rgb, alpha
+def _check_png_chunks(path: Path) -> None:
+    """Checks a PNG's chunk structure and the CRC-32 of its critical chunks.
+
+    Pillow checks the CRCs of the chunks before the image data but not of the
+    IDAT chunks, and its zlib decoder stops once it has every row, before
+    zlib's own Adler-32 check: a flipped byte in the compressed data could
+    decode to wrong pixels without an error. Critical chunks (IHDR, PLTE,
+    IDAT, IEND: upper-case first letter) must match their CRC, as libpng
+    requires; the file must end with IEND. Other files are left to Pillow.
+    """
+
+    def fail(problem: str) -> JtexError:
+        return JtexError(f"{show(path)}: {problem}; re-export or re-download it")
+
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return
+        while True:
+            start, head = f.tell(), f.read(8)
+            if len(head) < 8:
+                raise fail(f"truncated PNG (it ends at byte {start}, before IEND)")
+            length, kind = struct.unpack(">I4s", head)
+            if length > 0x7FFFFFFF or not kind.isalpha():
+                raise fail(f"corrupt PNG (bad chunk header at byte {start})")
+            critical, left, crc = not kind[0] & 0x20, length, zlib.crc32(kind)
+            if critical:
+                while left and (block := f.read(min(left, 1 << 20))):
+                    crc, left = zlib.crc32(block, crc), left - len(block)
+            else:
+                f.seek(length, os.SEEK_CUR)  # past the end, the CRC read below comes up short
+                left = 0
+            stored = f.read(4)
+            if left or len(stored) < 4:
+                raise fail(f"truncated PNG (it ends inside its {kind.decode()} chunk)")
+            if critical and struct.unpack(">I", stored)[0] != crc:
+                raise fail(f"corrupt PNG (CRC mismatch in its {kind.decode()} chunk at byte {start})")
+            if kind == b"IEND":
+                return
 
 
-def _pil_to_float(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Converts a Pillow image of any mode to float RGB and optional alpha."""
-    mode = im.mode
-    trns = im.info.get("transparency")
+def _samples(
+    im: Image.Image, path: Path, tiles: list, rawmode16: str | None
+) -> tuple[np.ndarray, np.ndarray | None, float, float]:
+    """Takes a loaded image's samples out of Pillow, as compact as they are stored.
 
+    Returns:
+        colour (H, W, 1) grey or (H, W, 3) RGB, uint8, uint16, int32 or
+        float32; alpha (H, W) uint8, uint16 or bool (max = opaque), or None;
+        and (offset, denom) with ``(colour - offset) / denom`` in [0, 1].
+    """
+    mode, trns = im.mode, im.info.get("transparency")
+    if rawmode16 == "LA;16B":  # decoded as raw bytes: grey high, low, alpha high, low
+        raw = np.asarray(im).astype(np.uint16)
+        return (raw[..., :1] << 8) | raw[..., 1:2], (raw[..., 2] << 8) | raw[..., 3], 0.0, 65535.0
+    if rawmode16 is not None:
+        # Pillow has no 16-bit RGB mode: it keeps each sample's high byte. Its
+        # decoder (zlib, row filters, interlacing) is exact, so decode again
+        # with the little-endian unpacker, which keeps the second, low byte.
+        channels = len(rawmode16.split(";")[0])
+        samples = np.asarray(im)[..., :channels].astype(np.uint16)
+        samples <<= 8
+        samples |= _decode_with_rawmode(path, tiles, rawmode16[:-1] + "L")[..., :channels]
+        if channels == 4:
+            return samples[..., :3], samples[..., 3], 0.0, 65535.0
+        alpha = None
+        if isinstance(trns, tuple):  # a tRNS colour key: pixels of this colour are transparent
+            alpha = np.any(samples != np.asarray(trns, np.uint16), axis=-1)
+        return samples, alpha, 0.0, 65535.0
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
         # Pillow's own conversions of these modes to RGB clip to 8 bits or
         # wrap around, so scale the raw values here.
         raw = np.asarray(im)
-        values = _scale_wide_greyscale(raw, mode)
-        alpha = None
-        if trns is not None and mode != "F":
-            # A PNG tRNS colour key: pixels equal to this value are transparent.
-            alpha = (raw != trns).astype(np.float32)
-        return np.repeat(values[..., None], 3, axis=-1), alpha
-
-    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or trns is not None
-    # Pillow resolves palettes, colour keys, premultiplied alpha, CMYK and
-    # YCbCr correctly in convert(); everything else here is 8 bits per sample.
-    target = "RGBA" if has_alpha else "RGB"
+        alpha = raw != trns if trns is not None and mode != "F" else None
+        if mode == "F" and not np.all(np.isfinite(raw)):
+            raw = np.where(np.isfinite(raw), raw, np.float32(0))
+        low, high = (0, 65535) if mode in _SIXTEEN_BIT_MODES else (raw.min(), raw.max())
+        if (mode != "F" and low >= 0 and high <= 65535) or (mode == "F" and low >= 0 and high <= 1):
+            offset, denom = 0.0, (1.0 if mode == "F" else 65535.0)
+        else:  # no standard white level: stretch the image's own range
+            offset, denom = float(low), (float(high) - float(low)) or 1.0
+        return raw[..., None], alpha, offset, denom
+    # Everything else is 8 bits per sample. Pillow resolves palettes, colour
+    # keys, premultiplied alpha, CMYK and YCbCr correctly in convert().
+    if trns is not None or mode in ("PA", "RGBA", "RGBa"):
+        target = "RGBA"
+    else:
+        target = {"1": "L", "L": "L", "LA": "LA", "La": "LA"}.get(mode, "RGB")
     if mode == "La":
         im = im.convert("LA")  # Pillow cannot convert premultiplied La directly
-    if im.mode != target:
-        im = im.convert(target)
-    pixels = np.asarray(im, dtype=np.float32) / 255.0
-    return _split_channels(pixels)
+    raw = np.asarray(im if im.mode == target else im.convert(target))
+    if raw.ndim == 2:
+        return raw[..., None], None, 0.0, 255.0
+    if target in ("LA", "RGBA"):
+        return raw[..., :-1], raw[..., -1], 0.0, 255.0
+    return raw, None, 0.0, 255.0
 
 
-def _scale_wide_greyscale(raw: np.ndarray, mode: str) -> np.ndarray:
-    """Maps 16-bit, 32-bit int or float greyscale samples to [0, 1]."""
-    values = raw.astype(np.float64)
-    if mode in _SIXTEEN_BIT_MODES:
-        return (values / 65535.0).astype(np.float32)
-    values[~np.isfinite(values)] = 0.0
-    low, high = values.min(), values.max()
-    if mode == "I" and low >= 0 and high <= 65535:
-        # Pillow gives many 16-bit files (TIFF, older Pillow's PNG) as mode I.
-        return (values / 65535.0).astype(np.float32)
-    if mode == "F" and low >= 0 and high <= 1:
-        return values.astype(np.float32)
-    # No standard white level: stretch the image's own range.
-    if high > low:
-        values = (values - low) / (high - low)
-    else:
-        values = np.zeros_like(values)
-    return values.astype(np.float32)
-
-
-def _split_channels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Splits float (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) into RGB and alpha."""
-    if pixels.ndim == 2:
-        return np.repeat(pixels[..., None], 3, axis=-1), None
-    channels = pixels.shape[-1]
-    if channels == 1:
-        return np.repeat(pixels, 3, axis=-1), None
-    if channels == 2:
-        return np.repeat(pixels[..., :1], 3, axis=-1), pixels[..., 1]
-    if channels == 3:
-        return pixels, None
-    return pixels[..., :3], pixels[..., 3]
-
-
-def _composite_over_mean(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composites RGB (H, W, 3) with alpha (H, W) over its alpha-weighted mean colour."""
-    if alpha.min() >= 1.0:
-        return rgb
-    a = alpha.astype(np.float64)[..., None]
-    total = a.sum()
-    if total > 0:
-        mean = (rgb * a).sum(axis=(0, 1)) / total
-    else:
-        mean = rgb.reshape(-1, 3).mean(axis=0)  # fully transparent: plain mean
-    return (rgb * a + mean * (1.0 - a)).astype(np.float32)
-
-
-def _read_png16_colour(im: Image.Image, path: Path) -> np.ndarray | None:
-    """Reads the exact samples of a 16-bit colour PNG, or returns None for others.
-
-    Pillow has no 16-bit RGB mode: for 16-bit RGB, RGBA and grey+alpha PNGs it
-    unpacks each sample to its high byte. Its decoder (zlib and the PNG row
-    filters, interlacing included) is still exact; only the final unpacker
-    drops bits. So decode the same data again with unpackers that keep the
-    other byte, and reassemble:
-
-    * RGB / RGBA: the little-endian unpacker ("RGB;16L") keeps the second
-      byte of each sample, which in PNG's big-endian data is the low byte.
-    * grey+alpha (4 bytes per pixel): the plain 8-bit "RGBA" unpacker passes
-      all four bytes through unchanged.
-
-    16-bit greyscale PNGs need none of this: Pillow reads them as mode I;16.
-    """
-    if im.format != "PNG" or len(im.tile) != 1 or not isinstance(im.tile[0].args, str):
-        return None
-    rawmode = im.tile[0].args
-    if rawmode in ("RGB;16B", "RGBA;16B"):
-        high = _decode_with_rawmode(im, path, rawmode).astype(np.uint16)
-        low = _decode_with_rawmode(im, path, rawmode[:-1] + "L").astype(np.uint16)
-        samples = (high << 8) | low
-        if rawmode == "RGB;16B":
-            samples = samples[..., :3]  # Pillow pads RGB images to 4 bytes
-        return _apply_colour_key(samples, im.info.get("transparency"))
-    if rawmode == "LA;16B" and im.mode == "RGBA":
-        raw = _decode_with_rawmode(im, path, "RGBA").astype(np.uint16)
-        grey = (raw[..., 0] << 8) | raw[..., 1]
-        alpha = (raw[..., 2] << 8) | raw[..., 3]
-        return np.stack([grey, grey, grey, alpha], axis=-1)
-    return None
-
-
-def _decode_with_rawmode(im: Image.Image, path: Path, rawmode: str) -> np.ndarray:
-    """Decodes the image in ``path`` (like ``im``) with another unpacker."""
+def _decode_with_rawmode(path: Path, tiles: list, rawmode: str) -> np.ndarray:
+    """Decodes the image in ``path`` again, with ``tiles`` given another unpacker."""
     with Image.open(path) as again:
-        again.tile = [tile._replace(args=rawmode) for tile in im.tile]
+        again.tile = [tile._replace(args=rawmode) for tile in tiles]
         again.load()
         return np.asarray(again)
 
 
-def _apply_colour_key(samples: np.ndarray, trns: object) -> np.ndarray:
-    """Adds an alpha channel from a PNG tRNS colour key to 16-bit RGB samples."""
-    if samples.shape[-1] != 3 or not isinstance(trns, tuple):
-        return samples
-    alpha = np.where(np.all(samples == np.asarray(trns, np.uint16), axis=-1), 0, 65535)
-    return np.concatenate([samples, alpha[..., None].astype(np.uint16)], axis=-1)
+def _to_float(colour: np.ndarray, alpha: np.ndarray | None, offset: float, denom: float, factor: int) -> np.ndarray:
+    """Converts samples to float32 in [0, 1], composited and box-averaged, a band of rows at a time.
+
+    Args:
+        colour: (H, W, C) samples, mapped to [0, 1] as (colour - offset) / denom.
+        alpha: (H, W) samples, 0 transparent, dtype maximum (True) opaque; or None.
+        factor: Average factor x factor blocks (the last row and column of
+            blocks may be smaller), giving (ceil(H / factor), ceil(W / factor)).
+
+    Returns:
+        float32 (ceil(H / factor), ceil(W / factor), C): each block's mean of
+        the colour composited over the alpha-weighted mean colour of the
+        whole image. Compositing is linear, so averaging the premultiplied
+        colour and the alpha first gives exactly that. Only one band of rows
+        is ever held as float at full resolution.
+    """
+    flat = False
+    if alpha is not None:
+        a_max = 1 if alpha.dtype == bool else np.iinfo(alpha.dtype).max
+        flat = not alpha.max()  # fully transparent: every pixel takes the plain mean colour
+        if flat or alpha.min() == a_max:
+            alpha = None  # nothing to composite
+    height, width, channels = colour.shape
+    out = np.empty((-(-height // factor), -(-width // factor), channels), np.float32)
+    cover = None if alpha is None else np.empty(out.shape[:2], np.float32)
+    weighted, area = np.zeros(channels), 0.0
+    rows = max(1, (1 << 22) // (width * channels * factor)) * factor
+    for top in range(0, height, rows):
+        band = colour[top : top + rows]
+        done = slice(top // factor, top // factor + -(-len(band) // factor))  # the rows of out it gives
+        if offset:  # stretching a wide range: float64, as float32 could overflow
+            band = ((band.astype(np.float64) - offset) / denom).astype(np.float32)
+        else:
+            band = band.astype(np.float32)
+            band /= np.float32(denom)
+        if alpha is not None:
+            a = alpha[top : top + rows].astype(np.float32)
+            a /= np.float32(a_max)
+            band *= a[..., None]
+            a, count = _box_sums(a[..., None], factor)
+            area += a.sum(dtype=np.float64)
+            cover[done] = a[..., 0] / count[..., 0]
+        band, count = _box_sums(band, factor)
+        if alpha is not None:
+            weighted += np.einsum("ijk->k", band, dtype=np.float64)
+        out[done] = band / count
+    if flat:
+        out[...] = out.mean(axis=(0, 1), dtype=np.float64)
+    elif alpha is not None and area > 0:
+        mean, rest = weighted / area, 1.0 - cover
+        for c in range(channels):
+            out[..., c] += np.float32(mean[c]) * rest
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _exif_orientation(im: Image.Image) -> int:
-    """Returns the EXIF orientation (1 to 8), 1 when absent or unreadable."""
+def _box_sums(x: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of factor x factor blocks of float32 (h, w, C), and their pixel counts (edge blocks are smaller)."""
+    if factor == 1:
+        return x, np.ones((1, 1, 1), np.float32)
+    h, w = x.shape[:2]
+    rows, cols = np.arange(0, h, factor), np.arange(0, w, factor)
+    sums = np.add.reduceat(np.add.reduceat(x, cols, axis=1), rows, axis=0)
+    counts = np.minimum(factor, h - rows)[:, None] * np.minimum(factor, w - cols)[None, :]
+    return sums, counts[..., None].astype(np.float32)
+
+
+def _exif_orientation(im: Image.Image, shown: str) -> int:
+    """Returns the EXIF orientation (1 to 8), 1 when absent or out of range.
+
+    Call it after ``im.load()`` (or for a JPEG, whose EXIF block is read with
+    its header): for a PNG not yet loaded, ``getexif()`` decodes the image.
+    """
     try:
         orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:  # a broken EXIF block must not make the image unreadable
-        return 1
+    except _READ_ERRORS as e:
+        raise JtexError(
+            f"{shown}: corrupt EXIF metadata ({one_line(e)}), so its orientation is unknown; "
+            "re-export it, or strip its metadata"
+        ) from e
     return orientation if orientation in range(1, 9) else 1
 
 
-def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """Applies an EXIF orientation to (H, W, ...) pixels, like ImageOps.exif_transpose."""
+def _orient(pixels: np.ndarray | None, orientation: int) -> np.ndarray | None:
+    """Applies an EXIF orientation to (H, W, ...) pixels, like ImageOps.exif_transpose (a view)."""
+    if pixels is None:
+        return None
     swapped = np.swapaxes(pixels, 0, 1)
-    oriented = {
+    return {
         1: pixels,
         2: pixels[:, ::-1],  # mirrored left-right
         3: pixels[::-1, ::-1],  # rotated 180
@@ -324,7 +420,6 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
         7: swapped[::-1, ::-1],  # transversed
         8: swapped[::-1],  # rotated 90 counter-clockwise
     }[orientation]
-    return np.ascontiguousarray(oriented)
 
 
 # --------------------------------------------------------------------------
@@ -356,8 +451,9 @@ def resize(
         (Lanczos rings slightly outside the input range at sharp edges).
 
     Raises:
-        JtexError: No size given, ``scale`` given with a width or height, or a
-            size or factor that is not positive.
+        JtexError: No size given, ``scale`` given with a width or height, a
+            size or factor that is not positive, or an output over
+            :data:`MAX_PIXELS` pixels.
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim not in (2, 3):
@@ -366,37 +462,61 @@ def resize(
     new_h, new_w = _target_size(old_h, old_w, width=width, height=height, scale=scale)
     if (new_h, new_w) == (old_h, old_w):
         return np.clip(image, 0.0, 1.0)
+    return _lanczos(image, new_h, new_w)
+
+
+def _lanczos(image: np.ndarray, new_h: int, new_w: int, box: tuple[float, ...] | None = None) -> np.ndarray:
+    """Lanczos-resamples float (H, W, C) or (H, W) to (new_h, new_w), clipped to [0, 1].
+
+    ``box`` (left, top, right, bottom), in pixels and possibly fractional,
+    is the region of ``image`` to resample; default all of it.
+    """
     channels = image[..., None] if image.ndim == 2 else image
-    resized = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(channels[..., c])).resize((new_w, new_h), Image.Resampling.LANCZOS)
-        )
-        for c in range(channels.shape[-1])
-    ]
-    out = np.clip(np.stack(resized, axis=-1), 0.0, 1.0).astype(np.float32, copy=False)
+    out = np.empty((new_h, new_w, channels.shape[-1]), np.float32)
+    for c in range(channels.shape[-1]):
+        channel = Image.fromarray(np.ascontiguousarray(channels[..., c], dtype=np.float32))
+        out[..., c] = np.asarray(channel.resize((new_w, new_h), Image.Resampling.LANCZOS, box=box))
+    np.clip(out, 0.0, 1.0, out=out)
     return out[..., 0] if image.ndim == 2 else out
 
 
-def _target_size(
-    old_h: int, old_w: int, *, width: int | None, height: int | None, scale: float | None
-) -> tuple[int, int]:
-    """Works out (height, width) from the resize arguments."""
+def _check_resize_args(*, width: int | None, height: int | None, scale: float | None, where: str) -> None:
+    """Refuses a scale given with a size, or a size or scale that is not positive."""
     if scale is not None:
         if width is not None or height is not None:
-            raise JtexError("resize: give scale or width/height, not both; drop one of them")
-        if not scale > 0 or not math.isfinite(scale):
-            raise JtexError(f"resize: scale must be a positive number, got {scale}")
-        return max(1, round(old_h * scale)), max(1, round(old_w * scale))
+            raise JtexError(f"{where}: give scale or width/height, not both; drop one of them")
+        if not isinstance(scale, (int, float)) or not scale > 0 or not math.isfinite(scale):
+            raise JtexError(f"{where}: scale must be a positive number, got {scale}")
     for name, value in (("width", width), ("height", height)):
-        if value is not None and (int(value) != value or value < 1):
-            raise JtexError(f"resize: {name} must be a positive whole number, got {value}")
-    if width is None and height is None:
-        raise JtexError("resize: give a width, a height or a scale")
-    if height is None:
-        height = max(1, round(old_h * width / old_w))
-    if width is None:
-        width = max(1, round(old_w * height / old_h))
-    return int(height), int(width)
+        if value is not None and (not isinstance(value, (int, float)) or int(value) != value or value < 1):
+            raise JtexError(f"{where}: {name} must be a positive whole number, got {value}")
+
+
+def _target_size(
+    old_h: int,
+    old_w: int,
+    *,
+    width: int | None,
+    height: int | None,
+    scale: float | None,
+    where: str = "resize",
+    fix: str = "ask for a smaller size",
+) -> tuple[int, int]:
+    """Works out (height, width) from the resize arguments, at most MAX_PIXELS pixels."""
+    _check_resize_args(width=width, height=height, scale=scale, where=where)
+    if scale is not None:
+        new_h, new_w = max(1, round(old_h * scale)), max(1, round(old_w * scale))
+    elif width is None and height is None:
+        raise JtexError(f"{where}: give a width, a height or a scale")
+    else:
+        new_h = int(height) if height is not None else max(1, round(old_h * width / old_w))
+        new_w = int(width) if width is not None else max(1, round(old_w * height / old_h))
+    if new_h * new_w > MAX_PIXELS:
+        raise JtexError(
+            f"{where}: the result would be {new_w}x{new_h} pixels ({new_w * new_h / 1e6:.0f} megapixels), "
+            f"over the {MAX_PIXELS / 1e6:.0f}-megapixel limit; {fix}"
+        )
+    return new_h, new_w
 
 
 # --------------------------------------------------------------------------
@@ -408,9 +528,9 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
     """Writes an image file atomically.
 
     The file is written to a temporary file in the same directory and then
-    renamed over ``path``, so readers never see a half-written image and, if
-    writing fails, an existing file at ``path`` is left untouched. Missing
-    parent directories are created.
+    renamed over ``path`` (:func:`jtex.files.atomic_write`), so readers never
+    see a half-written image and, if writing fails, an existing file at
+    ``path`` is left untouched. Missing parent directories are created.
 
     Args:
         path: Output file. With ``bits=8`` the extension picks the format:
@@ -428,7 +548,7 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
             written (permissions, full disk).
     """
     path = Path(path)
-    shown = _show(path)
+    shown = show(path)
     suffix = path.suffix.lower()
     if bits not in (8, 16):
         raise JtexError(f"cannot save {shown}: bits must be 8 or 16, got {bits}")
@@ -439,20 +559,31 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
             f"cannot save {shown}: unknown image extension {path.suffix!r}; "
             f"use one of {', '.join(sorted(_SAVE_FORMATS))}"
         )
-    pixels = _to_unit(image, allow_grey=True)
+    pixels = to_unit(image, allow_grey=True)
 
     if bits == 16:
         data = _encode_png16(np.round(pixels * 65535.0).astype(np.uint16))
-        _atomic_write(path, lambda f: f.write(data))
+        atomic_write(path, lambda f: f.write(data))
     else:
         pil = Image.fromarray(np.round(pixels * 255.0).astype(np.uint8))
         fmt, options = _SAVE_FORMATS[suffix]
-        _atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
+        atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
     return path
 
 
-def _to_unit(image: np.ndarray, *, allow_grey: bool) -> np.ndarray:
-    """Validates an image array and returns it as float64 in [0, 1]."""
+def to_unit(image: np.ndarray, *, allow_grey: bool) -> np.ndarray:
+    """Validates an image array and returns it as float64 in [0, 1].
+
+    Args:
+        image: array (H, W, 3), or with ``allow_grey`` also (H, W) or
+            (H, W, 1); values are clipped to [0, 1] and NaN becomes 0.
+
+    Returns:
+        float64 array (H, W, 3) or (H, W).
+
+    Raises:
+        ValueError: Any other shape, or an empty image.
+    """
     pixels = np.asarray(image, dtype=np.float64)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
@@ -492,14 +623,8 @@ def _encode_png16(samples: np.ndarray) -> bytes:
     up_filter = np.full((height, 1), 2, dtype=np.uint8)
     idat = zlib.compress(np.hstack([up_filter, filtered]).tobytes(), 6)
     ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            _png_chunk(b"IHDR", ihdr),
-            _png_chunk(b"IDAT", idat),
-            _png_chunk(b"IEND", b""),
-        ]
-    )
+    chunks = [_png_chunk(b"IHDR", ihdr), _png_chunk(b"IDAT", idat), _png_chunk(b"IEND", b"")]
+    return _PNG_SIGNATURE + b"".join(chunks)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -508,131 +633,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Calls ``write`` on a temp file next to ``path``, then renames it to ``path``.
-
-    os.replace within one directory is atomic on POSIX and Windows, so
-    ``path`` holds either its old content or the complete new file. On any
-    failure the temp file is removed and ``path`` is left alone.
-    """
-    shown = _show(path)
-    if path.is_dir():
-        raise JtexError(f"cannot write {shown}: it is a directory; give a file name inside it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise JtexError(
-            f"cannot create the directory for {shown}: {_one_line(e)}; check permissions or choose another output path"
-        ) from e
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise JtexError(f"cannot write {shown}: {_one_line(e)}; check the directory's permissions") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data must be on disk before the rename is
-        # mkstemp creates the file private (0600); give it normal permissions.
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise JtexError(f"cannot write {shown}: {_one_line(e)}; check free disk space and permissions") from e
-        raise
-
-
-def _new_file_mode(path: Path) -> int:
-    """Permissions for a written file: the old file's, else 0666 less the umask."""
-    with contextlib.suppress(OSError):
-        return path.stat().st_mode & 0o777
-    # The umask can only be read by setting it; set it straight back.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], *, fps: float = 12) -> Path:
-    """Writes frames as a looping animation, atomically like :func:`save`.
-
-    The extension picks the format:
-
-    * ``.gif``: one adaptive 256-colour palette (median cut) computed from
-      all frames together, no dithering: per-frame palettes and dither
-      patterns change from frame to frame and make flat areas flicker. GIF
-      stores delays in hundredths of a second, and Pillow merges identical
-      consecutive frames into one longer frame.
-    * ``.webp``: lossless animated WebP.
-    * ``.png``: animated PNG (APNG), lossless 8-bit.
-
-    All loop forever (loop=0).
-
-    Args:
-        path: Output file ending in .gif, .webp or .png.
-        frames: Sequence of N float arrays (H, W, 3) or (H, W), all the same
-            size, values clipped to [0, 1].
-        fps: Frames per second; each frame shows for 1000 / fps ms.
-
-    Returns:
-        The path written, as a Path.
-
-    Raises:
-        JtexError: Unsupported extension, no frames, a bad fps, or the file
-            cannot be written.
-    """
-    path = Path(path)
-    shown = _show(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".webp", ".png"):
-        raise JtexError(
-            f"cannot save animation {shown}: unknown extension {path.suffix!r}; use .gif, .webp or .png (APNG)"
-        )
-    if len(frames) == 0:
-        raise JtexError(f"cannot save animation {shown}: there are no frames to write")
-    if not fps > 0 or not math.isfinite(fps):
-        raise JtexError(f"cannot save animation {shown}: fps must be positive, got {fps}")
-
-    images = []
-    for frame in frames:
-        pixels = _to_unit(frame, allow_grey=True)
-        if pixels.ndim == 2:
-            pixels = np.repeat(pixels[..., None], 3, axis=-1)
-        images.append(Image.fromarray(np.round(pixels * 255.0).astype(np.uint8)))
-    if len({im.size for im in images}) > 1:
-        sizes = sorted({im.size for im in images})
-        raise ValueError(f"animation frames differ in size (width, height): {sizes}")
-
-    duration = 1000.0 / fps
-    if suffix == ".gif":
-        images = _quantize_shared(images)
-        fmt, options = "GIF", {"duration": round(duration)}
-    elif suffix == ".webp":
-        fmt, options = "WEBP", {"duration": round(duration), "lossless": True}
-    else:
-        fmt, options = "PNG", {"duration": duration}
-
-    first, rest = images[0], images[1:]
-    _atomic_write(
-        path,
-        lambda f: first.save(f, format=fmt, save_all=True, append_images=rest, loop=0, **options),
-    )
-    return path
-
-
-def _quantize_shared(images: list[Image.Image]) -> list[Image.Image]:
-    """Quantises RGB frames to one 256-colour palette built from all of them."""
-    # Build the palette from a strip of (subsampled) frames, so colours that
-    # only appear late in the animation get palette entries too.
-    step = max(1, math.ceil(math.sqrt(len(images) * images[0].width * images[0].height / 1_000_000)))
-    strip = np.concatenate([np.asarray(im)[::step, ::step] for im in images], axis=0)
-    palette = Image.fromarray(strip).quantize(256, method=Image.Quantize.MEDIANCUT)
-    return [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-
-
 # --------------------------------------------------------------------------
-# Sources, histogram matching, contact sheets
+# Sources
 # --------------------------------------------------------------------------
 
 
@@ -657,7 +659,7 @@ def expand_sources(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> li
         paths = [paths]
     files: list[Path] = []
     for path in map(Path, paths):
-        shown = _show(path)
+        shown = show(path)
         if path.is_dir():
             found = sorted(
                 (
@@ -679,124 +681,3 @@ def expand_sources(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     if not files:
         raise JtexError("no image sources given; pass at least one image file or directory")
     return files
-
-
-def match_histogram(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Gives each colour channel of ``image`` exactly the histogram of ``reference``.
-
-    Rank-based: the k-th smallest value of a channel of ``image`` becomes the
-    k-th smallest value of that channel of ``reference`` (like
-    ``skimage.exposure.match_histograms``). When the images differ in size,
-    the reference's sorted values are linearly interpolated at the matching
-    quantiles. Ties in ``image`` are broken by pixel order, so with equal
-    sizes the output holds exactly the reference's values, each once.
-
-    Gatys et al. use this as a post-process after texture synthesis
-    (``histogram_matching`` in DeepImageSynthesis/Misc.py of
-    github.com/leongatys/DeepTextures); they invert a 100-bin histogram of
-    the reference, this is the exact, binless version.
-
-    Args:
-        image: float array (H, W, C) or (H, W).
-        reference: float array (H2, W2, C) or (H2, W2), same number of
-            channels; the size may differ.
-
-    Returns:
-        float32 array shaped like ``image``, non-decreasing in ``image``
-        within each channel.
-    """
-    image = np.asarray(image)
-    reference = np.asarray(reference)
-    if image.ndim != reference.ndim or image.shape[2:] != reference.shape[2:]:
-        raise ValueError(
-            f"match_histogram needs the same number of channels, got shapes {image.shape} and {reference.shape}"
-        )
-    channels = 1 if image.ndim == 2 else image.shape[-1]
-    source = image.reshape(-1, channels)
-    targets = np.sort(reference.reshape(-1, channels).astype(np.float32), axis=0)
-    n, m = len(source), len(targets)
-    if n == m:
-        values = targets
-    else:
-        # Sample the reference's quantile function at the centre of each
-        # source rank's interval, so both ends map symmetrically.
-        positions = (np.arange(n) + 0.5) * (m / n) - 0.5
-        grid = np.arange(m)
-        values = np.stack([np.interp(positions, grid, targets[:, c]) for c in range(channels)], axis=-1)
-    order = np.argsort(source, axis=0, kind="stable")
-    out = np.empty((n, channels), dtype=np.float32)
-    np.put_along_axis(out, order, values.astype(np.float32), axis=0)
-    return out.reshape(image.shape)
-
-
-def contact_sheet(
-    images: Sequence[np.ndarray],
-    *,
-    exemplar: np.ndarray | None = None,
-    columns: int | None = None,
-    pad: int = 4,
-    background: float | Sequence[float] = 1.0,
-) -> np.ndarray:
-    """Tiles images into one grid image, e.g. an exemplar and its syntheses.
-
-    Every cell is as large as the largest image; smaller images are centred
-    in their cell. Cells are separated, and surrounded, by ``pad`` pixels of
-    ``background``.
-
-    Args:
-        images: Sequence of float arrays (H_i, W_i, 3) or (H_i, W_i), sizes
-            may differ.
-        exemplar: Optional image placed first (top left).
-        columns: Cells per row; default ceil(sqrt(number of images)).
-        pad: Gap in pixels between and around cells.
-        background: Grey level, or an RGB triple, in [0, 1] for the gaps.
-
-    Returns:
-        float32 array (rows * (cell_H + pad) + pad,
-        columns * (cell_W + pad) + pad, 3), values in [0, 1].
-    """
-    tiles = ([] if exemplar is None else [exemplar]) + list(images)
-    if not tiles:
-        raise ValueError("contact_sheet needs at least one image")
-    if pad < 0:
-        raise ValueError(f"contact_sheet pad must be >= 0, got {pad}")
-    tiles = [_to_unit(tile, allow_grey=True) for tile in tiles]
-    tiles = [t if t.ndim == 3 else np.repeat(t[..., None], 3, axis=-1) for t in tiles]
-
-    count = len(tiles)
-    if columns is None:
-        columns = math.ceil(math.sqrt(count))
-    if columns < 1:
-        raise ValueError(f"contact_sheet columns must be >= 1, got {columns}")
-    columns = min(columns, count)
-    rows = math.ceil(count / columns)
-    cell_h = max(t.shape[0] for t in tiles)
-    cell_w = max(t.shape[1] for t in tiles)
-
-    shape = (pad + rows * (cell_h + pad), pad + columns * (cell_w + pad), 3)
-    sheet = np.empty(shape, dtype=np.float32)
-    sheet[...] = np.clip(np.asarray(background, dtype=np.float32), 0.0, 1.0)
-    for index, tile in enumerate(tiles):
-        row, col = divmod(index, columns)
-        h, w = tile.shape[:2]
-        top = pad + row * (cell_h + pad) + (cell_h - h) // 2
-        left = pad + col * (cell_w + pad) + (cell_w - w) // 2
-        sheet[top : top + h, left : left + w] = tile
-    return sheet
-
-
-# --------------------------------------------------------------------------
-# Messages
-# --------------------------------------------------------------------------
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception's message on one line (the CLI prints messages as one line)."""
-    text = re.sub(r"\s+", " ", str(error)).strip()
-    return text or type(error).__name__
-
-
-def _show(path: Path) -> str:
-    """A path for a one-line message; quoted if it holds control characters."""
-    text = str(path)
-    return repr(text) if any(ord(ch) < 32 for ch in text) else text
