@@ -473,3 +473,16 @@ def test_reader_errors_are_one_line_jtex_errors_in_process(tmp_path):
         with pytest.raises(JtexError, match=pattern) as e:
             getattr(R, fn)(path)
         assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_imports_run_one_way():
+    # weights -> readers -> safepickle: the pickle machinery imports no format and no weights module.
+    code = (
+        "import sys, jtex.{0}; "
+        "print(sorted(m for m in sys.modules if m in ('jtex.safepickle', 'jtex.readers', 'jtex.weights')))"
+    )
+    below = {"safepickle": [], "readers": ["jtex.safepickle"]}
+    for module, imported in below.items():
+        out = subprocess.run([sys.executable, "-c", code.format(module)], capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout.replace("'", '"')) == sorted([*imported, f"jtex.{module}"])
