@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import jax.numpy as jnp  # noqa: E402
 
-from jtex import animation, image, synth  # noqa: E402
+from jtex import animation, figures, image, objective, synth  # noqa: E402
 from jtex.config import SynthConfig  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results" / "animation.json"
@@ -53,24 +53,22 @@ def main():
 
     cfg = SynthConfig(sources=(str(ROOT / a.source),), output_width=size, output_height=size, octaves=3,
                       count=count, if_shift=5.0)
-    _, sources, params, _ = synth.prepare(cfg)
-    spec = synth.output_spec(cfg)
-    params = synth._prune(params, spec)
-    targets = [[t[0] for t in row] for row in synth.compute_targets(params, sources, cfg, separate=False)]
-    frames = np.stack([image.load(p) for p in sorted((base / "animated").glob("frame_*.png"))])
+    p = synth.build(cfg)
+    targets = [[t[0] for t in row] for row in p.targets]
+    frames = np.stack([image.load(f) for f in sorted((base / "animated").glob("frame_*.png"))])
     still_img = image.load(base / "still" / "output.png")[None]
-    objective = animation.make_loss(cfg, spec, sources)
+    obj = p.objective(p.stages[0])
     d = np.asarray(animation.pair_distances(jnp.asarray(frames), order=cfg.if_order, octaves=cfg.if_octaves,
-                                            kind=cfg.if_distance_type, padding=objective.padding))
-    frame_losses = np.asarray(synth.texture_loss(jnp.asarray(frames), targets, params, spec))
-    still_loss = float(synth.texture_loss(jnp.asarray(still_img), targets, params, spec)[0])
-    target1 = objective.targets[0]
+                                            kind=cfg.if_distance_type, padding=obj.padding))
+    frame_losses = np.asarray(objective.texture_loss(jnp.asarray(frames), targets, p.params, p.spec))
+    still_loss = float(objective.texture_loss(jnp.asarray(still_img), targets, p.params, p.spec)[0])
+    target1 = obj.targets[0]
     steps = [{"from": t, "to": (t + 1) % count, "distance": float(d[0, t]), "target": target1,
               "ratio": float(d[0, t] / target1)} for t in range(count)]
     result = {
         "command": "python run.py " + " ".join([*common, "-c", str(count), "--if-shift", "5"]),
         "frames": count, "size": size, "iterations": iters, "seconds": anim["seconds"],
-        "target_distances": list(objective.targets),
+        "target_distances": list(obj.targets),
         "steps": steps,
         "loop_closure_ratio": steps[-1]["ratio"],
         "max_abs_deviation": float(max(abs(s["ratio"] - 1) for s in steps)),
@@ -83,7 +81,7 @@ def main():
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     (ROOT / "docs").mkdir(exist_ok=True)
     small = [image.resize(f, scale=0.75) for f in frames]
-    image.save_animation(ROOT / "docs" / "animation.gif", small, fps=8)
+    figures.save_animation(ROOT / "docs" / "animation.gif", small, fps=8)
     print(f"{'step':>8s} {'distance':>9s} {'target':>9s} {'ratio':>6s}")
     for s in steps:
         print(f"{s['from']:>3d} -> {s['to']:<2d} {s['distance']:9.4f} {s['target']:9.4f} {s['ratio']:6.2f}")

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jtex import image  # noqa: E402
+from jtex import figures, image  # noqa: E402
 
 RUNS = ROOT / "runs" / "figures"
 DOCS = ROOT / "docs"
@@ -48,7 +48,7 @@ def main():
         info[f"{ex}-gatys"] = run(f"{ex}-gatys", [*src, "-ow", "512", "-oh", "512", *GATYS])
         info[f"{ex}-multiscale"] = run(f"{ex}-multiscale", [*src, "-ow", "512", "-oh", "512"])
         exemplar = image.load(ROOT / src[1], width=512)
-        panel = image.contact_sheet(
+        panel = figures.contact_sheet(
             [image.load(RUNS / f"{ex}-gatys" / "output.png"), image.load(RUNS / f"{ex}-multiscale" / "output.png")],
             exemplar=exemplar[:512, :512], columns=3, pad=6)
         image.save(DOCS / f"{ex}_gatys_vs_multiscale.png", image.resize(panel, scale=0.5))

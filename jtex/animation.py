@@ -42,7 +42,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import image, pyramid
+from jtex import figures, image, pyramid
 from jtex.config import SynthConfig
 
 
@@ -94,5 +94,5 @@ def save_outputs(path: Path, frames: np.ndarray, cfg: SynthConfig):
     """frame_000.png ..., animation.gif and animation.webp, looping forever at cfg.fps."""
     for i, f in enumerate(frames):
         image.save(path / f"frame_{i:03d}.png", f)
-    image.save_animation(path / "animation.gif", list(frames), fps=cfg.fps)
-    image.save_animation(path / "animation.webp", list(frames), fps=cfg.fps)
+    figures.save_animation(path / "animation.gif", list(frames), fps=cfg.fps)
+    figures.save_animation(path / "animation.webp", list(frames), fps=cfg.fps)

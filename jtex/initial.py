@@ -12,30 +12,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jtex import pyramid
-
-
-def is_grey(img: np.ndarray) -> bool:
-    """True when all three channels are equal (an L-mode file, or a grey RGB one)."""
-    return bool(np.all(np.abs(img[..., 0] - img[..., 1]) < 1e-6) and np.all(np.abs(img[..., 1] - img[..., 2]) < 1e-6))
-
-
-def colour_mixing(pixels: np.ndarray) -> np.ndarray:
-    """(3, 3) matrix giving white noise the exemplar's colour correlations.
-
-    sqrt(C) / sqrt(tr(C) / 3) for the pixels' colour covariance C: noise
-    stays at unit strength per channel on average, and is grey for a grey
-    exemplar (independent per-channel noise would leave colour casts that the
-    Gram loss removes only slowly).
-    """
-    cov = np.cov(pixels.reshape(-1, 3).T.astype(np.float64))
-    power = np.trace(cov) / 3
-    if power < 1e-10:
-        return np.eye(3, dtype=np.float32)
-    w, v = np.linalg.eigh(cov)
-    return ((v * np.sqrt(np.clip(w, 0, None))) @ v.T / np.sqrt(power)).astype(np.float32)
 
 
 def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: float = 0.01,
@@ -44,7 +22,7 @@ def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: floa
 
     ``noise``: mean + scale * N(0, 1) per pixel (Snelgrove: noise shifted near
     the mean colour; starting from black leaves dark borders), mixed across
-    channels by ``colour`` ((n, 3, 3) from :func:`colour_mixing`; default
+    channels by ``colour`` ((n, 3, 3) from :func:`jtex.colour.colour_mixing`; default
     independent channels).
     ``symmetric``: Snelgrove's variant, noise mirrored in x and y and blurred
     with the symmetric 5-tap Burt-Adelson kernel (so it stays mirrored),

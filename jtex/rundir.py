@@ -13,29 +13,16 @@ A :class:`RunDir` writes these; the job decides what goes in them (see
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from jtex import image
+from jtex import files, image
 from jtex.errors import JtexError
-
-
-def _atomic_write_text(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def versions() -> dict:
@@ -99,7 +86,7 @@ class RunDir:
                 "versions": versions(),
                 "weights": {k: (weights or {}).get(k) for k in ("name", "arch", "source_sha256", "npz_sha256")},
             }
-            _atomic_write_text(self.config_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            files.atomic_write_text(self.config_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         self._manager = None
 
     @property
@@ -172,7 +159,7 @@ class RunDir:
     def keep_metrics(self, keep: Callable[[dict], bool]):
         """Rewrite ``metrics.jsonl`` with only the records ``keep`` accepts (on resume)."""
         if (self.path / "metrics.jsonl").is_file():
-            _atomic_write_text(self.path / "metrics.jsonl",
+            files.atomic_write_text(self.path / "metrics.jsonl",
                                "".join(json.dumps(r) + "\n" for r in self.metrics() if keep(r)))
 
     def save_image(self, name: str, img: np.ndarray) -> Path:
@@ -186,36 +173,7 @@ class RunDir:
 
     def write_result(self, result: dict):
         """Write ``result.json``, last: its presence marks the run finished."""
-        _atomic_write_text(self.path / "result.json", json.dumps(result, indent=2) + "\n")
+        files.atomic_write_text(self.path / "result.json", json.dumps(result, indent=2) + "\n")
 
     def read_result(self) -> dict:
         return json.loads((self.path / "result.json").read_text())
-
-
-def plot_loss(path: Path, metrics: list[dict], size=(640, 400)):
-    """A log-scale loss curve drawn with Pillow (no plotting dependency)."""
-    from PIL import Image, ImageDraw
-
-    w, h = size
-    left, right, top, bottom = 70, 20, 20, 40
-    im = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(im)
-    vals = [(i, m["loss"]) for i, m in enumerate(metrics) if m.get("loss") and np.isfinite(m["loss"]) and m["loss"] > 0]
-    d.rectangle([left, top, w - right, h - bottom], outline="black")
-    if len(vals) >= 2:
-        xs = np.array([v[0] for v in vals], float)
-        ys = np.log10([v[1] for v in vals])
-        lo, hi = float(ys.min()), float(ys.max())
-        hi = hi if hi > lo else lo + 1
-        px = left + (xs - xs[0]) / max(xs[-1] - xs[0], 1) * (w - left - right)
-        py = top + (hi - ys) / (hi - lo) * (h - top - bottom)
-        d.line(list(zip(px.tolist(), py.tolist())), fill=(200, 30, 30), width=2)
-        for e in range(int(np.floor(lo)), int(np.ceil(hi)) + 1):
-            if lo <= e <= hi:
-                y = top + (hi - e) / (hi - lo) * (h - top - bottom)
-                d.line([left - 5, y, left, y], fill="black")
-                d.text((5, y - 6), f"1e{e}", fill="black")
-        d.text((left, h - bottom + 8), f"iterations 0..{len(metrics)}  (loss {vals[-1][1]:.4g} at end)", fill="black")
-    d.text((left + 5, top + 5), "loss (log scale)", fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, np.asarray(im, np.float32) / 255.0)

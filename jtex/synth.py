@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import image, initial, metrics, objective, optimize, runtime, sizes, vgg, weights
+from jtex import colour, figures, image, initial, metrics, objective, optimize, runtime, sizes, vgg, weights
 from jtex.choices import INIT_MODES, MARGIN
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
@@ -144,10 +144,10 @@ def start_images(cfg: SynthConfig, sources, src_index, stage: Stage) -> jax.Arra
     else:
         pixels = [np.concatenate([s.reshape(-1, 3) for s in sources])] * b
     mean = np.repeat(np.stack([p.reshape(-1, 3).mean(0) for p in pixels]), f, axis=0)
-    colour = np.repeat(np.stack([initial.colour_mixing(p) for p in pixels]), f, axis=0)
+    mixing = np.repeat(np.stack([colour.colour_mixing(p) for p in pixels]), f, axis=0)
     key, _ = jax.random.split(jax.random.key(cfg.seed))
     mode = "symmetric" if cfg.init == "symmetric" else "noise"
-    x = initial.noise(key, b * f, stage.height, stage.width, mean, mode=mode, scale=cfg.init_scale, colour=colour)
+    x = initial.noise(key, b * f, stage.height, stage.width, mean, mode=mode, scale=cfg.init_scale, colour=mixing)
     return x.reshape((b, f, stage.height, stage.width, 3))
 
 
@@ -168,7 +168,7 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
         params, meta = weights.resolve(cfg.weights)
     else:
         meta = {"name": "custom", "arch": vgg.arch_of(params)}
-    spec = objective.output_spec(cfg)._replace(grey=all(initial.is_grey(s) for s in sources))
+    spec = objective.output_spec(cfg)._replace(grey=all(colour.is_grey(s) for s in sources))
     params = prune(params, spec)
     targets = objective.targets(params, sources, cfg, separate=cfg.separate)
     # Batch layout: B elements of F = count frames; with `separate`, element i follows source i // batch.
@@ -230,7 +230,7 @@ class _Reporter:
 
 def _sheet(x: np.ndarray) -> np.ndarray:
     imgs = x.reshape((-1,) + x.shape[-3:])
-    return imgs[0] if len(imgs) == 1 else image.contact_sheet(list(imgs))
+    return imgs[0] if len(imgs) == 1 else figures.contact_sheet(list(imgs))
 
 
 def _restore(problem: Problem, run_dir):
@@ -303,7 +303,7 @@ def finalise(problem: Problem, x) -> np.ndarray:
     if cfg.match_histogram:
         refs = [problem.sources[i] for i in np.repeat(problem.src_index, cfg.count)] if cfg.separate else [
             np.concatenate([s.reshape(-1, 3) for s in problem.sources])[:, None]] * len(images)
-        images = np.stack([image.match_histogram(im, ref) for im, ref in zip(images, refs)])
+        images = np.stack([colour.match_histogram(im, ref) for im, ref in zip(images, refs)])
     return images
 
 
@@ -335,10 +335,8 @@ def write_outputs(run_dir, problem: Problem, res: SynthResult):
     else:
         for i, im in enumerate(imgs):
             run_dir.save_image(f"output_{i:03d}.png", im)
-        run_dir.save_image("sheet.png", image.contact_sheet(list(imgs), exemplar=problem.sources[0]))
-    from jtex.rundir import plot_loss
-
-    plot_loss(run_dir.path / "loss.png", run_dir.metrics())
+        run_dir.save_image("sheet.png", figures.contact_sheet(list(imgs), exemplar=problem.sources[0]))
+    figures.plot_loss(run_dir.path / "loss.png", run_dir.metrics())
     run_dir.write_result(report(problem, res))
 
 

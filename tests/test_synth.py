@@ -9,7 +9,7 @@ import pytest
 
 import jtex
 import jtex.synth
-from jtex import image, initial, objective, stats, synth
+from jtex import colour, image, initial, objective, stats, synth
 from jtex.config import GATYS_LAYERS, SynthConfig
 from jtex.errors import JtexError
 
@@ -46,9 +46,9 @@ def test_loss_falls_and_images_are_valid():
 
 def test_colour_init_follows_the_exemplar():
     grey = image.load(BRICK, width=64)
-    assert initial.is_grey(grey) and not initial.is_grey(image.load(EXAMPLES / "hubble_deep_field.jpg", width=64))
+    assert colour.is_grey(grey) and not colour.is_grey(image.load(EXAMPLES / "hubble_deep_field.jpg", width=64))
     x = initial.noise(jax.random.key(0), 2, 16, 16, grey.reshape(-1, 3).mean(0), scale=0.1,
-                      colour=initial.colour_mixing(grey))
+                      colour=colour.colour_mixing(grey))
     np.testing.assert_allclose(x[..., 0], x[..., 2], atol=1e-6)
     assert float(jnp.std(x)) > 0.05
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jtex
-from jtex import image, initial, metrics, objective, sizes, synth, vgg, weights
+from jtex import colour, image, metrics, objective, sizes, synth, vgg, weights
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 
@@ -74,7 +74,7 @@ def test_lbfgs_b_resumes_from_its_checkpoint(tmp_path, monkeypatch):
 
 def test_colour_exemplar_gives_a_colour_texture_of_its_colours():
     src = image.load(HUBBLE, width=128)
-    assert not initial.is_grey(src)
+    assert not colour.is_grey(src)
     out = jtex.synthesize(src, output_width=64, output_height=64, octaves=2, layers=("pool1", "relu2_1"),
                           padding="same", max_iter=30, progress=False)[0]
     assert np.abs(out[..., 0] - out[..., 2]).mean() > 1e-3  # not grey
