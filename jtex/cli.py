@@ -105,12 +105,15 @@ def default_output_dir(cfg) -> Path:
 
 
 def cmd_synth(argv):
-    from jtex import synth
-
     args = synth_parser().parse_args(argv)
     if args.no_compilation_cache:
         os.environ["JTEX_COMPILATION_CACHE"] = "0"
     cfg = config_from_args(args).validate()
+    from jtex import image
+
+    image.expand_sources(cfg.sources)  # a missing or empty source fails here, before JAX loads
+    from jtex import synth
+
     out = Path(args.output_dir) if args.output_dir else default_output_dir(cfg)
     res = synth.run(cfg, out, progress=not args.quiet)
     losses = ", ".join(f"{v:.4g}" for v in res.losses[:8])

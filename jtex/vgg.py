@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jtex.choices import PADDINGS, POOLINGS  # noqa: F401  (re-exported)
+
+# JAX is imported inside the functions that run the network: naming and
+# checking layers (what settings and the command line do) then answers
+# without loading JAX, which keeps `jtex --help` and setting errors fast.
 
 # The one architecture table: the output width of every 3x3 conv, block by block.
 ARCHS = {
@@ -64,6 +66,8 @@ def init_params(key, arch: str = "vgg19", *, width: float = 1.0) -> dict:
     [0, 1] to -127.5..127.5; the same dict layout as :func:`jtex.weights.load`, so any
     code that runs on the real network runs on these.
     """
+    import jax
+
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
     # Input in 0..255 around 0, as Caffe's VGG sees it, so losses have the real network's scale.
     params = {"input": {"kernel": 255 * np.eye(3, dtype=np.float32)[None, None],
@@ -126,6 +130,8 @@ def deepest(layers: Sequence[str], arch="vgg19") -> str:
 
 
 def _pad(x, padding: str):
+    import jax.numpy as jnp
+
     if padding in ("same", "valid"):
         return x
     mode = {"reflect": "reflect", "circular": "wrap"}[padding]
@@ -134,6 +140,8 @@ def _pad(x, padding: str):
 
 def conv(x, kernel, bias, padding: str = "same"):
     """3x3 conv, NHWC x HWIO, stride 1, with the named padding."""
+    import jax
+
     x = _pad(x, padding)
     y = jax.lax.conv_general_dilated(
         x, kernel, window_strides=(1, 1),
@@ -145,6 +153,9 @@ def conv(x, kernel, bias, padding: str = "same"):
 
 def pool(x, kind: str = "avg"):
     """2x2, stride-2 pooling (floor for odd sizes)."""
+    import jax
+    import jax.numpy as jnp
+
     window, strides = (1, 2, 2, 1), (1, 2, 2, 1)
     if kind == "max":
         return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "VALID")
@@ -153,6 +164,8 @@ def pool(x, kind: str = "avg"):
 
 def preprocess(params, images):
     """RGB in [0, 1] -> the network's own input space (see jtex.weights)."""
+    import jax.numpy as jnp
+
     m = params["input"]
     return jnp.einsum("nhwc,cd->nhwd", images, m["kernel"][0, 0]) + m["bias"]
 
@@ -171,6 +184,8 @@ def features(params, images, layers: Sequence[str | int], *, padding: str = "sam
       ``{name: (N, h, w, C)}`` for each requested layer. Pure, jittable,
       vmappable and differentiable in ``images`` and ``params``.
     """
+    import jax
+
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
     if pooling not in POOLINGS:

@@ -62,9 +62,17 @@ def test_animation_hits_its_distances_and_loops(tmp_path):
     assert json.loads((out / "config.json").read_text())["settings"]["count"] == 4
 
 
-def test_tiling_animation_runs():
-    frames = jtex.synthesize(BRICK, count=3, if_order=1, tile=True, max_iter=5, **SMALL)
+def test_tiling_animation_frames_tile_and_move():
+    frames = jtex.synthesize(BRICK, count=3, if_order=1, tile=True, max_iter=40, **SMALL)
     assert frames.shape == (3, 64, 64, 3)
+    for f in frames:
+        # The wrap-around seam (last column next to the first) is no stronger than a step inside.
+        inside = np.abs(np.diff(f, axis=1)).mean()
+        seam = np.abs(f[:, -1] - f[:, 0]).mean()
+        assert seam < 1.5 * inside, (seam, inside)
+        inside_v = np.abs(np.diff(f, axis=0)).mean()
+        assert np.abs(f[-1] - f[0]).mean() < 1.5 * inside_v
+    assert all(np.abs(frames[i] - frames[(i + 1) % 3]).mean() > 1e-3 for i in range(3))
 
 
 def test_animation_errors():

@@ -66,7 +66,8 @@ def test_default_output_dir_depends_on_settings():
     b = cli.config_from_args(cli.synth_parser().parse_args(["-m", "4"]))
     assert a.sources == (str(EXAMPLES / "brick.png"),)
     assert cli.default_output_dir(a) != cli.default_output_dir(b)
-    assert cli.default_output_dir(a) == cli.default_output_dir(a)
+    again = cli.config_from_args(cli.synth_parser().parse_args(["-m", "3"]))  # parsed anew: same folder
+    assert again is not a and cli.default_output_dir(again) == cli.default_output_dir(a)
 
 
 def test_weights_commands(capsys, tmp_path):
@@ -116,3 +117,14 @@ def test_resume_after_kill(tmp_path):
     np.testing.assert_array_equal(a, b)
     iters = [json.loads(line)["iteration"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert iters == list(range(1, 31))
+
+
+def test_help_and_early_errors_do_not_load_jax():
+    # `jtex --help` and mistakes in the command line answer without importing JAX (fast start).
+    code = ("import sys; from jtex import cli\n"
+            "for argv in (['-s', 'missing.png'], ['-s', 'examples/brick.png', '-l', 'relu9_9'], ['--mul', 'x']):\n"
+            "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+            "print('jax loaded' if 'jax' in sys.modules else 'no jax')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.stdout.strip().endswith("no jax"), r.stdout + r.stderr
+    assert "no such file" in r.stderr and "unknown layer" in r.stderr
