@@ -15,8 +15,9 @@ converts it to float32 RGB (H, W, 3) in [0, 1] at the size asked for:
   float memory follows the output size, not the file's;
 * Lanczos in float (also :func:`jtex.image.resize`'s) finishes the resize.
 
-Internal to :mod:`jtex.image`, which imports it; it never imports
-:mod:`jtex.image`, and takes the pixel limit as a ``max_pixels`` argument.
+Internal to :mod:`jtex.image`, which imports it on first use (so importing
+that does not import Pillow); it never imports :mod:`jtex.image`, and takes
+the pixel limit as a ``max_pixels`` argument.
 Expected problems raise :class:`jtex.errors.JtexError` with a one-line
 message naming the path.
 """
@@ -36,9 +37,9 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from jtex.errors import JtexError
 from jtex.files import one_line, show
 
-__all__ = ["PNG_SIGNATURE", "check_resize_args", "lanczos", "read", "target_size", "to_float"]
+__all__ = ["check_resize_args", "lanczos", "read", "target_size", "to_float"]
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _FORMATS_HINT = "PNG, JPEG, WebP, TIFF, BMP or GIF"
 _LOAD_FIX = "load it smaller with --source-width (-sw) or --source-scale (-ss)"
@@ -157,7 +158,7 @@ def _check_png_chunks(path: Path) -> None:
         return JtexError(f"{show(path)}: {problem}; re-export or re-download it")
 
     with open(path, "rb") as f:
-        if f.read(8) != PNG_SIGNATURE:
+        if f.read(8) != _PNG_SIGNATURE:
             return
         while True:
             start, head = f.tell(), f.read(8)

@@ -19,7 +19,8 @@ read: Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left False.
 
 This module is the entry point; the decoding itself (PNG CRC checks, Pillow
 modes, 16-bit samples, alpha, shrinking while loading, Lanczos) is in
-:mod:`jtex.decode`, which it imports.
+:mod:`jtex.decode`, which it imports when it first reads or resizes, so that
+importing this module costs numpy but not Pillow.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from jtex import decode
 from jtex.errors import JtexError
 from jtex.files import atomic_write, one_line, show
 
@@ -116,6 +115,8 @@ def load(path: str | os.PathLike, *, width: int | None = None, scale: float | No
     shown = show(path)
     if width is not None and scale is not None:
         raise JtexError(f"loading {shown}: give width or scale, not both; drop one of them")
+    from jtex import decode  # here, not at the top: importing jtex.image does not import Pillow
+
     decode.check_resize_args(width=width, height=None, scale=scale, where=f"loading {shown}")
     _check_readable_file(path)
     return decode.read(path, width=width, scale=scale, max_pixels=MAX_PIXELS)
@@ -169,6 +170,8 @@ def resize(
             size or factor that is not positive, or an output over
             :data:`MAX_PIXELS` pixels.
     """
+    from jtex import decode  # here, not at the top: importing jtex.image does not import Pillow
+
     image = np.asarray(image, dtype=np.float32)
     if image.ndim not in (2, 3):
         raise ValueError(f"resize expects an (H, W) or (H, W, C) array, got shape {image.shape}")
@@ -225,6 +228,8 @@ def save(path: str | os.PathLike, image: np.ndarray, *, bits: int = 8) -> Path:
         data = _encode_png16(np.round(pixels * 65535.0).astype(np.uint16))
         atomic_write(path, lambda f: f.write(data))
     else:
+        from PIL import Image  # here, not at the top: importing jtex.image does not import Pillow
+
         pil = Image.fromarray(np.round(pixels * 255.0).astype(np.uint8))
         fmt, options = _SAVE_FORMATS[suffix]
         atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
@@ -284,7 +289,7 @@ def _encode_png16(samples: np.ndarray) -> bytes:
     idat = zlib.compress(np.hstack([up_filter, filtered]).tobytes(), 6)
     ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
     chunks = [_png_chunk(b"IHDR", ihdr), _png_chunk(b"IDAT", idat), _png_chunk(b"IEND", b"")]
-    return decode.PNG_SIGNATURE + b"".join(chunks)
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)  # the PNG signature
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
