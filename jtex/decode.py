@@ -253,7 +253,7 @@ def to_float(colour: np.ndarray, alpha: np.ndarray | None, offset: float, denom:
 
     Args:
         colour: (H, W, C) samples, mapped to [0, 1] as (colour - offset) / denom.
-        alpha: (H, W) samples, 0 transparent, dtype maximum (True) opaque; or None.
+        alpha: (H, W) samples, 0 transparent, opaque at an integer dtype's maximum, True or 1.0; or None.
         factor: Average factor x factor blocks (the last row and column of
             blocks may be smaller), giving (ceil(H / factor), ceil(W / factor)).
 
@@ -266,7 +266,7 @@ def to_float(colour: np.ndarray, alpha: np.ndarray | None, offset: float, denom:
     """
     flat = False
     if alpha is not None:
-        a_max = 1 if alpha.dtype == bool else np.iinfo(alpha.dtype).max
+        a_max = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1
         flat = not alpha.max()  # fully transparent: every pixel takes the plain mean colour
         if flat or alpha.min() == a_max:
             alpha = None  # nothing to composite

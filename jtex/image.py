@@ -7,6 +7,7 @@ Pillow mode to that one representation and back:
 * :func:`load` reads PNG, JPEG, WebP, TIFF, BMP and GIF files in any mode,
   keeping the full precision of 16-bit files, shrinking before it converts
   to float when asked for a smaller size;
+* :func:`from_array` checks an exemplar given as a numpy array instead;
 * :func:`save` writes 8- or 16-bit files atomically;
 * :func:`resize` resamples arrays in float;
 * :func:`expand_sources` turns command-line paths into a list of image files.
@@ -36,7 +37,7 @@ import numpy as np
 from jtex.errors import JtexError
 from jtex.files import atomic_write, one_line, show
 
-__all__ = ["EXTENSIONS", "MAX_PIXELS", "expand_sources", "load", "resize", "save", "to_unit"]
+__all__ = ["EXTENSIONS", "MAX_PIXELS", "expand_sources", "from_array", "load", "resize", "save", "to_unit"]
 
 #: File name extensions (lower case) that :func:`expand_sources` picks up from
 #: a directory.
@@ -120,6 +121,65 @@ def load(path: str | os.PathLike, *, width: int | None = None, scale: float | No
     decode.check_resize_args(width=width, height=None, scale=scale, where=f"loading {shown}")
     _check_readable_file(path)
     return decode.read(path, width=width, scale=scale, max_pixels=MAX_PIXELS)
+
+
+def from_array(a: np.ndarray) -> np.ndarray:
+    """Checks an exemplar given as an array (by a Python API user) and returns it as float32 RGB.
+
+    Args:
+        a: numpy array (or anything ``np.asarray`` takes) of shape (h, w) or
+            (h, w, 1) grey, repeated over three channels; (h, w, 3) RGB; or
+            (h, w, 4) RGBA, its alpha composited (not dropped) over the
+            alpha-weighted mean colour as :func:`load` does for files. dtype
+            uint8 (divided by 255), uint16 (by 65535) or float (finite and
+            within [0, 1], kept as is).
+
+    Returns:
+        A new float32 array (h, w, 3), values in [0, 1].
+
+    Raises:
+        JtexError: Any other shape or dtype (bool, signed integers), values
+            not finite or outside [0, 1], no pixels or over :data:`MAX_PIXELS`.
+    """
+    try:
+        a = np.asarray(a)
+    except (TypeError, ValueError) as e:  # ragged nested lists, say
+        raise JtexError(
+            f"an exemplar must be a numpy array; numpy cannot make one from this {type(a).__name__} "
+            f"({one_line(e)}); pass one (h, w, 3) image"
+        ) from e
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
+        raise JtexError(
+            f"an exemplar array must be (h, w), (h, w, 1), (h, w, 3) or (h, w, 4), got shape {a.shape}; "
+            "pass one grey, RGB or RGBA image, channels last"
+        )
+    h, w = a.shape[:2]
+    if not h or not w:
+        raise JtexError(f"an exemplar array must not be empty, got shape {a.shape}; pass an image of 1x1 or more")
+    if h * w > MAX_PIXELS:
+        raise JtexError(
+            f"an exemplar array of {w}x{h} pixels ({w * h / 1e6:.1f} megapixels) is over the "
+            f"{MAX_PIXELS / 1e6:.0f}-megapixel limit; downscale it first, e.g. to 2048 pixels wide"
+        )
+    if a.dtype.kind == "u" and a.dtype.itemsize <= 2:  # uint8 or uint16, either byte order
+        denom = float(np.iinfo(a.dtype).max)
+    elif a.dtype.kind == "f":
+        denom, low, high = 1.0, a.min(), a.max()  # NaN and infinities show in the min or max
+        if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 1):
+            raise JtexError(
+                "an exemplar array must hold finite values in [0, 1] (or uint8 0..255), got values from "
+                f"{low:g} to {high:g}; divide by 255 if it holds 0..255 values, else rescale, clip or np.nan_to_num it"
+            )
+    else:
+        raise JtexError(
+            f"an exemplar array must be uint8 (0..255), uint16 (0..65535) or float (0..1), got dtype {a.dtype}; "
+            "convert it, e.g. a.astype(np.uint8) if it holds 0..255"
+        )
+    from jtex import decode  # here, not at the top: importing jtex.image does not import Pillow
+
+    colour, alpha = (a[..., :3], a[..., 3]) if a.ndim == 3 and a.shape[-1] == 4 else (a.reshape(h, w, -1), None)
+    pixels = decode.to_float(colour, alpha, 0.0, denom, 1)
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
 
 
 def _check_readable_file(path: Path) -> None:
