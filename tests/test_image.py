@@ -553,3 +553,72 @@ def test_fully_transparent_image_takes_its_plain_mean_when_shrunk(tmp_path):
         np.testing.assert_allclose(
             image.load(tmp_path / "clear.png", **kwargs)[3, 5], [200 / 255, 50 / 255, 0], atol=1e-6
         )
+
+
+def test_from_array_kinds(tmp_path):
+    rng = np.random.default_rng(5)
+    rgb8 = (rng.random((6, 7, 3)) * 255).astype(np.uint8)
+    rgb16 = (rng.random((6, 7, 3)) * 65535).astype(np.uint16)
+    unit = rng.random((6, 7, 3))
+    cases = [
+        (rgb8, rgb8 / 255),
+        (rgb16, rgb16 / 65535),
+        (rgb16.astype(">u2"), rgb16 / 65535),  # big-endian
+        (unit, unit),  # float64
+        (unit.astype(np.float16), unit.astype(np.float16)),
+        (unit[..., 0], np.repeat(unit[..., :1], 3, -1)),  # (h, w) grey
+        (rgb8[..., :1], np.repeat(rgb8[..., :1] / 255, 3, -1)),  # (h, w, 1) grey
+        (np.dstack([rgb8, np.full((6, 7), 255, np.uint8)]), rgb8 / 255),  # opaque RGBA
+        (np.dstack([unit, np.ones((6, 7))]), unit),
+        (unit.tolist(), unit),  # anything np.asarray takes
+    ]
+    for given, expected in cases:
+        x = image.from_array(given)
+        assert x.shape == (6, 7, 3) and x.dtype == np.float32
+        np.testing.assert_allclose(x, expected, atol=1e-6)
+    x = image.from_array(unit)
+    x[...] = 0  # a new array, never a view of the input
+    assert unit.max() > 0
+    # Alpha is composited over the alpha-weighted mean colour, exactly as load() does for files.
+    rgba = (rng.random((6, 7, 4)) * 255).astype(np.uint8)
+    rgba[:2, :, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    np.testing.assert_allclose(image.from_array(rgba), image.load(tmp_path / "a.png"), atol=1e-6)
+    np.testing.assert_allclose(image.from_array(rgba / 255), image.load(tmp_path / "a.png"), atol=1e-6)
+    rgba16 = (rng.random((6, 7, 4)) * 65535).astype(np.uint16)
+    (tmp_path / "b.png").write_bytes(image._encode_png16(rgba16))
+    np.testing.assert_allclose(image.from_array(rgba16), image.load(tmp_path / "b.png"), atol=1e-6)
+    np.testing.assert_allclose(image.from_array(rgba16 / 65535), image.load(tmp_path / "b.png"), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("given", "pattern"),
+    [
+        (np.zeros((4, 4, 2)), r"must be \(h, w\), \(h, w, 1\), \(h, w, 3\) or \(h, w, 4\), got shape \(4, 4, 2\)"),
+        (np.zeros((1, 4, 4, 3)), r"got shape \(1, 4, 4, 3\); pass one grey, RGB or RGBA image, channels last"),
+        (np.zeros(5), r"got shape \(5,\)"),
+        (np.float32(0.5), r"got shape \(\)"),
+        (np.zeros((0, 4, 3)), r"must not be empty, got shape \(0, 4, 3\)"),
+        (np.zeros((4, 0)), r"must not be empty"),
+        (np.ones((4, 4, 3), bool), r"must be uint8 \(0..255\), uint16 \(0..65535\) or float \(0..1\), got dtype bool"),
+        (np.ones((4, 4, 3), np.int64), r"got dtype int64; convert it, e.g. a.astype\(np.uint8\)"),
+        (np.ones((4, 4, 3), np.int8), r"got dtype int8"),
+        (np.ones((4, 4, 3), complex), r"got dtype complex128"),
+        (np.full((4, 4, 3), np.nan), r"must hold finite values in \[0, 1\] \(or uint8 0..255\), got values from nan"),
+        (np.full((4, 4, 3), np.inf), r"finite values in \[0, 1\].*np.nan_to_num"),
+        (np.arange(48.0).reshape(4, 4, 3) * 5, r"got values from 0 to 235; divide by 255"),
+        (np.full((4, 4), -0.5, np.float32), r"got values from -0.5 to -0.5"),
+        ([[0.5], [0.5, 0.5]], r"an exemplar must be a numpy array; numpy cannot make one from this list"),
+    ],
+)
+def test_from_array_refusals(given, pattern):
+    with pytest.raises(JtexError, match=pattern) as e:
+        image.from_array(given)
+    assert "\n" not in str(e.value) and "; " in str(e.value)  # one line, with the fix
+
+
+def test_from_array_pixel_limit(monkeypatch):
+    monkeypatch.setattr(image, "MAX_PIXELS", 1000)
+    image.from_array(np.zeros((25, 40, 3), np.uint8))
+    with pytest.raises(JtexError, match=r"41x25 pixels \(0.0 megapixels\) is over the 0-megapixel limit; downscale"):
+        image.from_array(np.zeros((25, 41, 3), np.uint8))
