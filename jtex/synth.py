@@ -409,26 +409,9 @@ def synthesize(sources, **config: Any) -> np.ndarray:
         raise JtexError("pass either image files or numpy arrays as sources, not both")
     try:
         if arrays:
-            cfg = SynthConfig(arrays=tuple(_as_exemplar(a) for a in arrays), **config)
+            cfg = SynthConfig(arrays=tuple(image.from_array(a) for a in arrays), **config)
         else:
             cfg = SynthConfig(sources=tuple(str(s) for s in sources), **config)
     except TypeError as e:
         raise JtexError(f"bad setting: {e}") from None
     return run(cfg, output_dir, progress=progress, params=params).images
-
-
-def _as_exemplar(a: np.ndarray) -> np.ndarray:
-    """A user's array as an exemplar: (h, w) grey or (h, w, 3|4) RGB(A), uint8 or float in [0, 1]."""
-    a = np.asarray(a)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
-        raise JtexError(f"an exemplar array must be (h, w), (h, w, 3) or (h, w, 4), got shape {a.shape}")
-    if a.dtype == np.uint8:
-        a = a / 255.0
-    elif not np.issubdtype(a.dtype, np.floating):
-        raise JtexError(f"an exemplar array must be uint8 or float in [0, 1], got {a.dtype}")
-    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
-        raise JtexError("an exemplar array must hold finite values in [0, 1] (or uint8 0..255)")
-    a = a[..., :3] if a.shape[-1] >= 3 else np.repeat(a, 3, axis=-1)
-    return np.ascontiguousarray(a, np.float32)
