@@ -51,31 +51,51 @@ def main():
     anim = run([*common, "-c", str(count), "--if-shift", "5"], base / "animated")
     run(common, base / "still")
 
-    cfg = SynthConfig(sources=(str(ROOT / a.source),), output_width=size, output_height=size, octaves=3,
-                      count=count, if_shift=5.0)
+    cfg = SynthConfig(
+        sources=(str(ROOT / a.source),), output_width=size, output_height=size, octaves=3, count=count, if_shift=5.0
+    )
     p = synth.build(cfg)
     targets = [[t[0] for t in row] for row in p.targets]
     frames = np.stack([image.load(f) for f in sorted((base / "animated").glob("frame_*.png"))])
     still_img = image.load(base / "still" / "output.png")[None]
     obj = p.objective(p.stages[0])
-    d = np.asarray(animation.pair_distances(jnp.asarray(frames), order=cfg.if_order, octaves=cfg.if_octaves,
-                                            kind=cfg.if_distance_type, padding=obj.padding))
+    d = np.asarray(
+        animation.pair_distances(
+            jnp.asarray(frames),
+            order=cfg.if_order,
+            octaves=cfg.if_octaves,
+            kind=cfg.if_distance_type,
+            padding=obj.padding,
+        )
+    )
     frame_losses = np.asarray(objective.texture_loss(jnp.asarray(frames), targets, p.params, p.spec))
     still_loss = float(objective.texture_loss(jnp.asarray(still_img), targets, p.params, p.spec)[0])
     target1 = obj.targets[0]
-    steps = [{"from": t, "to": (t + 1) % count, "distance": float(d[0, t]), "target": target1,
-              "ratio": float(d[0, t] / target1)} for t in range(count)]
+    steps = [
+        {
+            "from": t,
+            "to": (t + 1) % count,
+            "distance": float(d[0, t]),
+            "target": target1,
+            "ratio": float(d[0, t] / target1),
+        }
+        for t in range(count)
+    ]
     result = {
         "command": "python run.py " + " ".join([*common, "-c", str(count), "--if-shift", "5"]),
-        "frames": count, "size": size, "iterations": iters, "seconds": anim["seconds"],
+        "frames": count,
+        "size": size,
+        "iterations": iters,
+        "seconds": anim["seconds"],
         "target_distances": list(obj.targets),
         "steps": steps,
         "loop_closure_ratio": steps[-1]["ratio"],
         "max_abs_deviation": float(max(abs(s["ratio"] - 1) for s in steps)),
         "frame_texture_losses": [float(v) for v in frame_losses],
         "still_texture_loss": still_loss,
-        "frames_all_different": bool(all(np.abs(frames[i] - frames[j]).mean() > 1e-3
-                                         for i in range(count) for j in range(i + 1, count))),
+        "frames_all_different": bool(
+            all(np.abs(frames[i] - frames[j]).mean() > 1e-3 for i in range(count) for j in range(i + 1, count))
+        ),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

@@ -132,18 +132,41 @@ def part_iter(quick):
         for size in sizes:
             padding = "valid" if (name == "snelgrove" and size >= 512) else "same"
             for opt in ("lbfgs", "lbfgs-b"):
-                jtex.synthesize(BRICK, output_width=size, output_height=size, max_iter=2, optimizer=opt, tol=0.0,
-                                progress=False, **{**model, "padding": padding})  # compile (same cache key)
+                jtex.synthesize(
+                    BRICK,
+                    output_width=size,
+                    output_height=size,
+                    max_iter=2,
+                    optimizer=opt,
+                    tol=0.0,
+                    progress=False,
+                    **{**model, "padding": padding},
+                )  # compile (same cache key)
                 t = time.perf_counter()
                 from jtex import synth
                 from jtex.config import SynthConfig
 
-                cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, max_iter=n, tol=0.0,
-                                  optimizer=opt, **{**model, "padding": padding})
+                cfg = SynthConfig(
+                    sources=(BRICK,),
+                    output_width=size,
+                    output_height=size,
+                    max_iter=n,
+                    tol=0.0,
+                    optimizer=opt,
+                    **{**model, "padding": padding},
+                )
                 res = synth.run(cfg, progress=False)
                 dt = time.perf_counter() - t
-                rows.append({"model": name, "size": size, "optimizer": opt, "s_per_iter": dt / res.iterations,
-                             "evals_per_iter": res.evaluations / res.iterations, "iterations": res.iterations})
+                rows.append(
+                    {
+                        "model": name,
+                        "size": size,
+                        "optimizer": opt,
+                        "s_per_iter": dt / res.iterations,
+                        "evals_per_iter": res.evaluations / res.iterations,
+                        "iterations": res.iterations,
+                    }
+                )
             try:
                 rows.append(_torch_lbfgs(size, {**model, "padding": padding}, n) | {"model": name, "size": size})
             except ImportError:
@@ -163,8 +186,9 @@ def _torch_lbfgs(size, model, iters, x0, trace=False):
     net, targets, layers, _ = torch_objective(size, model, sources, model["padding"])
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(x0, np.float32).transpose(2, 0, 1)[None]))
     x.requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1, max_iter=iters, history_size=10, line_search_fn="strong_wolfe",
-                            tolerance_grad=0, tolerance_change=0)
+    opt = torch.optim.LBFGS(
+        [x], lr=1, max_iter=iters, history_size=10, line_search_fn="strong_wolfe", tolerance_grad=0, tolerance_change=0
+    )
     evals, t0, curve = [0], time.perf_counter(), []
 
     def closure():
@@ -181,8 +205,14 @@ def _torch_lbfgs(size, model, iters, x0, trace=False):
     with torch.no_grad():
         final = float(tr.loss(net, x, targets, layers, model["octaves"], model["padding"], model["gram"]))
     it = opt.state[opt._params[0]]["n_iter"]
-    out = {"optimizer": "torch.optim.LBFGS (strong Wolfe)", "s_per_iter": dt / it, "evals_per_iter": evals[0] / it,
-           "iterations": it, "seconds": dt, "final_loss": final}
+    out = {
+        "optimizer": "torch.optim.LBFGS (strong Wolfe)",
+        "s_per_iter": dt / it,
+        "evals_per_iter": evals[0] / it,
+        "iterations": it,
+        "seconds": dt,
+        "final_loss": final,
+    }
     if trace:
         out["curve"] = curve
     return out
@@ -220,16 +250,30 @@ def part_optim(quick):
         return {"skipped": "needs torch (pip install torch==2.13.0)"}
     target = peer["final_loss"]
     tmp = Path(tempfile.mkdtemp())
-    rows = [{"optimizer": peer["optimizer"], "iterations": peer["iterations"], "final_loss": target,
-             "seconds": peer["seconds"], "seconds_to_peer_loss": peer["seconds"]}]
+    rows = [
+        {
+            "optimizer": peer["optimizer"],
+            "iterations": peer["iterations"],
+            "final_loss": target,
+            "seconds": peer["seconds"],
+            "seconds_to_peer_loss": peer["seconds"],
+        }
+    ]
     base = p.cfg.replace(max_iter=iters, tol=0.0, save_every=25)
     for opt in ("lbfgs-b", "lbfgs"):
         _run_metrics(base.replace(optimizer=opt, max_iter=2), tmp / f"{opt}-warm")  # compile outside the timing
         m = _run_metrics(base.replace(optimizer=opt), tmp / opt)
         hit = next((r for r in m if r["loss"] <= target), None)
-        rows.append({"optimizer": opt, "iterations": m[-1]["iteration"], "final_loss": m[-1]["loss"],
-                     "seconds": m[-1]["seconds"], "seconds_to_peer_loss": hit and hit["seconds"],
-                     "iterations_to_peer_loss": hit and hit["iteration"]})
+        rows.append(
+            {
+                "optimizer": opt,
+                "iterations": m[-1]["iteration"],
+                "final_loss": m[-1]["loss"],
+                "seconds": m[-1]["seconds"],
+                "seconds_to_peer_loss": hit and hit["seconds"],
+                "iterations_to_peer_loss": hit and hit["iteration"],
+            }
+        )
     for r in rows:
         r["ratio_to_peer"] = r["seconds_to_peer_loss"] / peer["seconds"] if r["seconds_to_peer_loss"] else None
     return {"size": size, "peer_iterations": peer_iters, "peer_loss": target, "rows": rows, "peak_mb": peak_mb()}
@@ -249,8 +293,26 @@ def part_startup(quick):
         out = tmp / run.split()[0]
         shutil.rmtree(out, ignore_errors=True)
         t = time.time()
-        subprocess.run([sys.executable, str(ROOT / "run.py"), "-s", BRICK, "-ow", str(size), "-oh", str(size),
-                        "-m", "1", "--quiet", "--output-dir", str(out)], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "run.py"),
+                "-s",
+                BRICK,
+                "-ow",
+                str(size),
+                "-oh",
+                str(size),
+                "-m",
+                "1",
+                "--quiet",
+                "--output-dir",
+                str(out),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
         rows.append({"run": run, "startup_s": first["time"] - t, "command_s": time.time() - t})
     return {"size": size, "rows": rows}
@@ -265,8 +327,7 @@ def part_batch(quick):
     n = 10
     rows = []
     for batch in (1, 4, 8):
-        kw = dict(output_width=size, output_height=size, padding="same", max_iter=n, tol=0.0, batch=batch,
-                  **SNELGROVE)
+        kw = dict(output_width=size, output_height=size, padding="same", max_iter=n, tol=0.0, batch=batch, **SNELGROVE)
         jtex.synthesize(BRICK, progress=False, **{**kw, "max_iter": 2})  # compile (same cache key: same tol)
         t = time.perf_counter()
         res = synth.run(SynthConfig(sources=(BRICK,), **kw), progress=False)
@@ -284,12 +345,25 @@ def part_c2f_one(quick, coarse_to_fine):
 
     size = 512 if quick else 1024
     iters = 10 if quick else 20
-    cfg = SynthConfig(sources=(BRICK,), output_width=size, output_height=size, max_iter=iters, tol=0.0,
-                      save_every=10, coarse_to_fine=coarse_to_fine, **SNELGROVE)
+    cfg = SynthConfig(
+        sources=(BRICK,),
+        output_width=size,
+        output_height=size,
+        max_iter=iters,
+        tol=0.0,
+        save_every=10,
+        coarse_to_fine=coarse_to_fine,
+        **SNELGROVE,
+    )
     m = _run_metrics(cfg, Path(tempfile.mkdtemp()) / "run")
     final_stage = max(r["stage"] for r in m)
-    return {"metrics": [(r["stage"], r["iteration"], r["loss"], r["seconds"]) for r in m],
-            "final_stage": final_stage, "peak_mb": peak_mb(), "size": size, "iterations": iters}
+    return {
+        "metrics": [(r["stage"], r["iteration"], r["loss"], r["seconds"]) for r in m],
+        "final_stage": final_stage,
+        "peak_mb": peak_mb(),
+        "size": size,
+        "iterations": iters,
+    }
 
 
 def part_c2f(quick):
@@ -298,10 +372,17 @@ def part_c2f(quick):
     target = plain["metrics"][-1][2]
     t_plain = plain["metrics"][-1][3]
     t_c2f = next((s for st, _, loss, s in c2f["metrics"] if st == c2f["final_stage"] and loss <= target), None)
-    return {"size": plain["size"], "iterations_per_stage": plain["iterations"], "target_loss": target,
-            "plain_seconds": t_plain, "c2f_seconds_to_target": t_c2f,
-            "c2f_final_loss": c2f["metrics"][-1][2], "c2f_seconds_total": c2f["metrics"][-1][3],
-            "peak_mb_plain": plain["peak_mb"], "peak_mb_c2f": c2f["peak_mb"]}
+    return {
+        "size": plain["size"],
+        "iterations_per_stage": plain["iterations"],
+        "target_loss": target,
+        "plain_seconds": t_plain,
+        "c2f_seconds_to_target": t_c2f,
+        "c2f_final_loss": c2f["metrics"][-1][2],
+        "c2f_seconds_total": c2f["metrics"][-1][3],
+        "peak_mb_plain": plain["peak_mb"],
+        "peak_mb_c2f": c2f["peak_mb"],
+    }
 
 
 def _fmt(v, spec=".3g"):
@@ -316,51 +397,79 @@ def markdown(results: dict) -> str:
         if "eval" in e:
             out.append("| objective | size | jtex s/eval | PyTorch s/eval | jtex / PyTorch |\n|---|---|---|---|---|")
             for r in e["eval"]["rows"]:
-                out.append(f"| {r['model']} ({r['padding']}) | {r['size']}² | {_fmt(r['jtex_s'])} | "
-                           f"{_fmt(r.get('torch_s'))} | {_fmt(r.get('ratio_jtex_over_torch'), '.2f')} |")
+                out.append(
+                    f"| {r['model']} ({r['padding']}) | {r['size']}² | {_fmt(r['jtex_s'])} | "
+                    f"{_fmt(r.get('torch_s'))} | {_fmt(r.get('ratio_jtex_over_torch'), '.2f')} |"
+                )
             out.append("")
         if "optim" in e and "rows" in e["optim"]:
             o = e["optim"]
-            out.append(f"Snelgrove's objective, {o['size']}² from the 512-wide brick, 4 octaves, 'same' padding, "
-                       f"one start for all; target = the loss PyTorch's L-BFGS reaches in {o['peer_iterations']} "
-                       f"iterations ({_fmt(o['peer_loss'], '.3e')}):\n")
-            out.append("| optimiser | iterations run | final loss | s to target | iterations to target | "
-                       "time vs PyTorch |\n|---|---|---|---|---|---|")
+            out.append(
+                f"Snelgrove's objective, {o['size']}² from the 512-wide brick, 4 octaves, 'same' padding, "
+                f"one start for all; target = the loss PyTorch's L-BFGS reaches in {o['peer_iterations']} "
+                f"iterations ({_fmt(o['peer_loss'], '.3e')}):\n"
+            )
+            out.append(
+                "| optimiser | iterations run | final loss | s to target | iterations to target | "
+                "time vs PyTorch |\n|---|---|---|---|---|---|"
+            )
             for r in o["rows"]:
-                out.append(f"| {r['optimizer']} | {r['iterations']} | {_fmt(r['final_loss'], '.3e')} | "
-                           f"{_fmt(r['seconds_to_peer_loss'], '.1f')} | {_fmt(r.get('iterations_to_peer_loss'))} | "
-                           f"{_fmt(r['ratio_to_peer'], '.2f')} |")
+                out.append(
+                    f"| {r['optimizer']} | {r['iterations']} | {_fmt(r['final_loss'], '.3e')} | "
+                    f"{_fmt(r['seconds_to_peer_loss'], '.1f')} | {_fmt(r.get('iterations_to_peer_loss'))} | "
+                    f"{_fmt(r['ratio_to_peer'], '.2f')} |"
+                )
             out.append("")
         if "startup" in e:
             st = e["startup"]
-            out.append(f"Start-up, `python run.py -s examples/brick.png -ow {st['size']} -oh {st['size']} -m 1` "
-                       "(command to first iteration):\n\n| run | start-up s | whole command s |\n|---|---|---|")
+            out.append(
+                f"Start-up, `python run.py -s examples/brick.png -ow {st['size']} -oh {st['size']} -m 1` "
+                "(command to first iteration):\n\n| run | start-up s | whole command s |\n|---|---|---|"
+            )
             for r in st["rows"]:
                 out.append(f"| {r['run']} | {_fmt(r['startup_s'], '.1f')} | {_fmt(r['command_s'], '.1f')} |")
             out.append("")
         if "batch" in e:
             b = e["batch"]
-            out.append(f"Batch, {b['size']}², 10 iterations, whole call:\n\n| batch | seconds | per image | "
-                       "per image vs batch 1 |\n|---|---|---|---|")
+            out.append(
+                f"Batch, {b['size']}², 10 iterations, whole call:\n\n| batch | seconds | per image | "
+                "per image vs batch 1 |\n|---|---|---|---|"
+            )
             for r in b["rows"]:
-                out.append(f"| {r['batch']} | {_fmt(r['seconds'], '.1f')} | {_fmt(r['per_image_s'], '.2f')} | "
-                           f"{_fmt(r['per_image_vs_batch1'], '.2f')} |")
+                out.append(
+                    f"| {r['batch']} | {_fmt(r['seconds'], '.1f')} | {_fmt(r['per_image_s'], '.2f')} | "
+                    f"{_fmt(r['per_image_vs_batch1'], '.2f')} |"
+                )
             out.append("")
         if "c2f" in e:
             c = e["c2f"]
-            out.append(f"Coarse-to-fine, Snelgrove default at {c['size']}², {c['iterations_per_stage']} iterations "
-                       f"per stage (compile included):\n\n| | seconds | to loss {_fmt(c['target_loss'], '.3e')} | "
-                       "peak memory |\n|---|---|---|---|")
-            out.append(f"| plain | {_fmt(c['plain_seconds'], '.0f')} | {_fmt(c['plain_seconds'], '.0f')} | "
-                       f"{_fmt(c['peak_mb_plain'] / 1024, '.1f')} GiB |")
-            out.append(f"| coarse-to-fine | {_fmt(c['c2f_seconds_total'], '.0f')} | "
-                       f"{_fmt(c['c2f_seconds_to_target'], '.0f')} | {_fmt(c['peak_mb_c2f'] / 1024, '.1f')} GiB |")
+            out.append(
+                f"Coarse-to-fine, Snelgrove default at {c['size']}², {c['iterations_per_stage']} iterations "
+                f"per stage (compile included):\n\n| | seconds | to loss {_fmt(c['target_loss'], '.3e')} | "
+                "peak memory |\n|---|---|---|---|"
+            )
+            out.append(
+                f"| plain | {_fmt(c['plain_seconds'], '.0f')} | {_fmt(c['plain_seconds'], '.0f')} | "
+                f"{_fmt(c['peak_mb_plain'] / 1024, '.1f')} GiB |"
+            )
+            out.append(
+                f"| coarse-to-fine | {_fmt(c['c2f_seconds_total'], '.0f')} | "
+                f"{_fmt(c['c2f_seconds_to_target'], '.0f')} | {_fmt(c['peak_mb_c2f'] / 1024, '.1f')} GiB |"
+            )
             out.append("")
     return "\n".join(out)
 
 
-PARTS = {"eval": part_eval, "iter": part_iter, "optim": part_optim, "startup": part_startup, "batch": part_batch,
-         "c2f": part_c2f, "c2f_plain": lambda q: part_c2f_one(q, False), "c2f_c2f": lambda q: part_c2f_one(q, True)}
+PARTS = {
+    "eval": part_eval,
+    "iter": part_iter,
+    "optim": part_optim,
+    "startup": part_startup,
+    "batch": part_batch,
+    "c2f": part_c2f,
+    "c2f_plain": lambda q: part_c2f_one(q, False),
+    "c2f_c2f": lambda q: part_c2f_one(q, True),
+}
 
 
 def _sub(part, quick):
@@ -384,8 +493,12 @@ def _table(title, rows, cols):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["eval", "iter", "optim", "startup", "batch", "c2f"],
-                    help="eval iter optim startup batch c2f")
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        default=["eval", "iter", "optim", "startup", "batch", "c2f"],
+        help="eval iter optim startup batch c2f",
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--markdown", action="store_true", help="print the README tables from the results file")
@@ -417,22 +530,32 @@ def main():
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     e = entry
     if "eval" in e:
-        _table("one loss+gradient evaluation (s)", e["eval"]["rows"],
-               ["model", "size", "padding", "jtex_s", "torch_s", "ratio_jtex_over_torch"])
+        _table(
+            "one loss+gradient evaluation (s)",
+            e["eval"]["rows"],
+            ["model", "size", "padding", "jtex_s", "torch_s", "ratio_jtex_over_torch"],
+        )
     if "iter" in e:
-        _table("seconds per iteration", e["iter"]["rows"], ["model", "size", "optimizer", "s_per_iter",
-                                                             "evals_per_iter"])
+        _table(
+            "seconds per iteration", e["iter"]["rows"], ["model", "size", "optimizer", "s_per_iter", "evals_per_iter"]
+        )
     if "optim" in e and "rows" in e["optim"]:
-        _table(f"time to PyTorch's {e['optim']['peer_iterations']}-iteration loss {e['optim']['peer_loss']:.4g} "
-               f"({e['optim']['size']}^2, Snelgrove, 'same')", e["optim"]["rows"],
-               ["optimizer", "iterations", "final_loss", "seconds_to_peer_loss", "ratio_to_peer"])
+        _table(
+            f"time to PyTorch's {e['optim']['peer_iterations']}-iteration loss {e['optim']['peer_loss']:.4g} "
+            f"({e['optim']['size']}^2, Snelgrove, 'same')",
+            e["optim"]["rows"],
+            ["optimizer", "iterations", "final_loss", "seconds_to_peer_loss", "ratio_to_peer"],
+        )
     if "startup" in e:
         _table("start-up (s)", e["startup"]["rows"], ["run", "startup_s", "command_s"])
     if "batch" in e:
         _table("batch", e["batch"]["rows"], ["batch", "seconds", "per_image_s", "per_image_vs_batch1"])
     if "c2f" in e:
-        _table("coarse-to-fine", [e["c2f"]], ["size", "target_loss", "plain_seconds", "c2f_seconds_to_target",
-                                             "peak_mb_plain", "peak_mb_c2f"])
+        _table(
+            "coarse-to-fine",
+            [e["c2f"]],
+            ["size", "target_loss", "plain_seconds", "c2f_seconds_to_target", "peak_mb_plain", "peak_mb_c2f"],
+        )
     print(f"\nwrote {RESULTS}")
 
 

@@ -37,8 +37,12 @@ def run(name: str, args: list[str]) -> dict:
     print("+", " ".join(cmd), flush=True)
     subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
     result = json.loads((out / "result.json").read_text())
-    return {"command": " ".join(cmd), "seconds": result["seconds"], "loss": result["losses"][0],
-            "iterations": result["iterations"]}
+    return {
+        "command": " ".join(cmd),
+        "seconds": result["seconds"],
+        "loss": result["losses"][0],
+        "iterations": result["iterations"],
+    }
 
 
 def main():
@@ -50,10 +54,14 @@ def main():
         exemplar = image.load(ROOT / src[1], width=512)
         panel = figures.contact_sheet(
             [image.load(RUNS / f"{ex}-gatys" / "output.png"), image.load(RUNS / f"{ex}-multiscale" / "output.png")],
-            exemplar=exemplar[:512, :512], columns=3, pad=6)
+            exemplar=exemplar[:512, :512],
+            columns=3,
+            pad=6,
+        )
         image.save(DOCS / f"{ex}_gatys_vs_multiscale.png", image.resize(panel, scale=0.5))
-    info["gravel-tile"] = run("gravel-tile", ["-s", "examples/gravel.png", "-sw", "256", "-ow", "256", "-oh", "256",
-                                              "-p", "same", "--tile"])
+    info["gravel-tile"] = run(
+        "gravel-tile", ["-s", "examples/gravel.png", "-sw", "256", "-ow", "256", "-oh", "256", "-p", "same", "--tile"]
+    )
     tile = image.load(RUNS / "gravel-tile" / "output.png")
     image.save(DOCS / "gravel_tiled_2x2.png", np.tile(tile, (2, 2, 1)))
     (DOCS / "figures.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -49,25 +49,44 @@ def main():
         src = image.load(ROOT / "examples" / name, width=256)
         for label, scale, margin in SETTINGS:
             t = time.perf_counter()
-            out = jtex.synthesize(src, output_width=size, output_height=size, padding=args.padding, max_iter=iters,
-                                  init_scale=scale, margin=margin, seed=0, progress=False,
-                                  octaves=3 if args.quick else 4)
+            out = jtex.synthesize(
+                src,
+                output_width=size,
+                output_height=size,
+                padding=args.padding,
+                max_iter=iters,
+                init_scale=scale,
+                margin=margin,
+                seed=0,
+                progress=False,
+                octaves=3 if args.quick else 4,
+            )
             spec = metrics.spectrum_report(src, out[0])
-            row = {"exemplar": name, "setting": label, "init_scale": scale, "margin": margin,
-                   "fine_ratio": spec["fine_ratio"], "spectrum_distance": spec["distance"],
-                   "border": round(metrics.ring_contrast(out[0]), 3), "seconds": round(time.perf_counter() - t, 1)}
+            row = {
+                "exemplar": name,
+                "setting": label,
+                "init_scale": scale,
+                "margin": margin,
+                "fine_ratio": spec["fine_ratio"],
+                "spectrum_distance": spec["distance"],
+                "border": round(metrics.ring_contrast(out[0]), 3),
+                "seconds": round(time.perf_counter() - t, 1),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
             image.save(ROOT / "runs" / "start_and_border" / f"{Path(name).stem}_{scale}_{margin}.png", out[0])
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"size": size, "iters": iters, "padding": args.padding, "rows": rows},
-                                      indent=1) + "\n")
+        RESULTS.write_text(
+            json.dumps({"size": size, "iters": iters, "padding": args.padding, "rows": rows}, indent=1) + "\n"
+        )
     print("\n| exemplar | setting | fine-band ratio | spectrum distance | border/interior |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['exemplar']} | {r['setting']} | {r['fine_ratio']:.2f} | {r['spectrum_distance']:.3f} | "
-              f"{r['border']:.2f} |")
+        print(
+            f"| {r['exemplar']} | {r['setting']} | {r['fine_ratio']:.2f} | {r['spectrum_distance']:.3f} | "
+            f"{r['border']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

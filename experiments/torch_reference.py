@@ -11,8 +11,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-NAMES = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
-         "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2", "conv5_3", "conv5_4"]
+NAMES = [
+    "conv1_1",
+    "conv1_2",
+    "conv2_1",
+    "conv2_2",
+    "conv3_1",
+    "conv3_2",
+    "conv3_3",
+    "conv3_4",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv4_4",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+    "conv5_4",
+]
 
 
 def load(path):

@@ -55,7 +55,7 @@ def frame_distance(a, b, *, octaves: int, kind: str, padding: str):
     pad = "reflect" if padding == "valid" else padding  # a Laplacian pyramid needs a padded mode
     pa = pyramid.laplacian(a, octaves, padding=pad)
     pb = pyramid.laplacian(b, octaves, padding=pad)
-    return sum(2.0 ** -i * jnp.mean(jnp.abs(x - y), axis=(-3, -2, -1)) for i, (x, y) in enumerate(zip(pa, pb)))
+    return sum(2.0**-i * jnp.mean(jnp.abs(x - y), axis=(-3, -2, -1)) for i, (x, y) in enumerate(zip(pa, pb)))
 
 
 def exemplar_shift_distance(src: np.ndarray, shift: float, *, octaves: int, kind: str, padding: str) -> float:
@@ -78,16 +78,28 @@ def exemplar_shift_distance(src: np.ndarray, shift: float, *, octaves: int, kind
 def shift_targets(cfg: SynthConfig, sources, padding: str) -> tuple[float, ...]:
     """D_k for k = 1..if_order: the exemplars' mean distance to themselves shifted by k * if_shift."""
     return tuple(
-        float(np.mean([exemplar_shift_distance(s, k * cfg.if_shift, octaves=cfg.if_octaves,
-                                               kind=cfg.if_distance_type, padding=padding) for s in sources]))
+        float(
+            np.mean(
+                [
+                    exemplar_shift_distance(
+                        s, k * cfg.if_shift, octaves=cfg.if_octaves, kind=cfg.if_distance_type, padding=padding
+                    )
+                    for s in sources
+                ]
+            )
+        )
         for k in range(1, cfg.if_order + 1)
     )
 
 
 def pair_distances(x, *, order, octaves, kind, padding):
     """(order, F): distance from frame t to frame (t + k) mod F, k = 1..order."""
-    return jnp.stack([frame_distance(x, jnp.roll(x, -k, axis=0), octaves=octaves, kind=kind, padding=padding)
-                      for k in range(1, order + 1)])
+    return jnp.stack(
+        [
+            frame_distance(x, jnp.roll(x, -k, axis=0), octaves=octaves, kind=kind, padding=padding)
+            for k in range(1, order + 1)
+        ]
+    )
 
 
 def save_outputs(path: Path, frames: np.ndarray, cfg: SynthConfig):

@@ -25,16 +25,29 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     from jtex.config import SynthConfig
 
     d = SynthConfig()
-    p = argparse.ArgumentParser(prog=prog, description="Synthesise textures like the source image(s).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Synthesise textures like the source image(s).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     a = p.add_argument
-    a("-s", "--source", nargs="+", default=None,
-      help="exemplar image(s) or folder(s); default: the bundled examples/brick.png")
+    a(
+        "-s",
+        "--source",
+        nargs="+",
+        default=None,
+        help="exemplar image(s) or folder(s); default: the bundled examples/brick.png",
+    )
     a("-ow", "--output-width", type=int, default=d.output_width)
     a("-oh", "--output-height", type=int, default=d.output_height)
     a("-o", "--octaves", type=int, default=d.octaves, help="Gaussian pyramid octaves (1 = Gatys)")
-    a("-l", "--layers", nargs="+", default=list(d.layers),
-      help="VGG layers: Snelgrove indices (2 = pool1, 7 = relu3_2) or names (relu3_1, pool2, conv1_1)")
+    a(
+        "-l",
+        "--layers",
+        nargs="+",
+        default=list(d.layers),
+        help="VGG layers: Snelgrove indices (2 = pool1, 7 = relu3_2) or names (relu3_1, pool2, conv1_1)",
+    )
     a("--layer-weights", nargs="+", type=float, default=None, help="one weight per layer (default all 1)")
     a("-m", "--max-iter", type=int, default=d.max_iter, help="iterations (per stage with --coarse-to-fine)")
     a("-n", "--save-every", type=int, default=d.save_every, help="snapshot + checkpoint every N iterations (0: never)")
@@ -42,17 +55,28 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     a("-sw", "--source-width", type=int, default=None, help="resize the source(s) to this width")
     a("-p", "--padding-mode", default=d.padding, choices=choices.PADDINGS)
     a("--pooling", default=d.pooling, choices=choices.POOLINGS)
-    a("--gram", default=d.gram, choices=choices.GRAM_NORMS,
-      help="Gram normalisation: snelgrove = F'F/(MN), loss sum sq; gatys = F'F/M, loss sum sq/(4N^2)")
-    a("-j", "--join-mode", default=d.join, choices=choices.JOIN_MODES,
-      help="how several sources' Grams are joined")
+    a(
+        "--gram",
+        default=d.gram,
+        choices=choices.GRAM_NORMS,
+        help="Gram normalisation: snelgrove = F'F/(MN), loss sum sq; gatys = F'F/M, loss sum sq/(4N^2)",
+    )
+    a("-j", "--join-mode", default=d.join, choices=choices.JOIN_MODES, help="how several sources' Grams are joined")
     a("--mul", type=float, default=d.mul, help="multiply the target Grams")
     a("--init", default="random", help="random | symmetric | PATH of a start image")
-    a("--init-scale", type=float, default=d.init_scale,
-      help="standard deviation of the start noise (pixels in [0, 1]); small keeps fine grain like the exemplar's")
-    a("--margin", type=int, default=None,
-      help=f"px synthesised beyond each side and cropped, so borders carry texture (default {choices.MARGIN}; "
-           "0 with --tile)")
+    a(
+        "--init-scale",
+        type=float,
+        default=d.init_scale,
+        help="standard deviation of the start noise (pixels in [0, 1]); small keeps fine grain like the exemplar's",
+    )
+    a(
+        "--margin",
+        type=int,
+        default=None,
+        help=f"px synthesised beyond each side and cropped, so borders carry texture (default {choices.MARGIN}; "
+        "0 with --tile)",
+    )
     a("--seed", type=int, default=d.seed)
     a("--tol", type=float, default=d.tol, help="stop when the relative loss decrease falls below this")
     a("--optimizer", default=d.optimizer, choices=choices.OPTIMIZERS)
@@ -65,8 +89,11 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     a("--weights", default=d.weights, help="vgg19-normalized | vgg16 | PATH (.pth, .h5, .npz)")
     a("--output-dir", default=None, help="run folder (default runs/<source>-<hash of settings>)")
     a("--quiet", action="store_true", help="no progress bar")
-    a("--no-compilation-cache", action="store_true",
-      help="do not keep compiled programs in ~/.cache/jtex/xla (or $JTEX_CACHE_DIR/xla) for the next run")
+    a(
+        "--no-compilation-cache",
+        action="store_true",
+        help="do not keep compiled programs in ~/.cache/jtex/xla (or $JTEX_CACHE_DIR/xla) for the next run",
+    )
     g = p.add_argument_group("animation (Snelgrove's inter-frame loss)")
     g.add_argument("-c", "--count", type=int, default=d.count, help="frames of a looping animation")
     g.add_argument("--if-weight", type=float, default=d.if_weight)
@@ -85,17 +112,41 @@ def config_from_args(args):
     layers = tuple(int(v) if str(v).lstrip("-").isdigit() else v for v in args.layers)
     init = "noise" if args.init == "random" else args.init
     return SynthConfig(
-        sources=tuple(sources), output_width=args.output_width, output_height=args.output_height,
-        octaves=args.octaves, layers=layers,
+        sources=tuple(sources),
+        output_width=args.output_width,
+        output_height=args.output_height,
+        octaves=args.octaves,
+        layers=layers,
         layer_weights=tuple(args.layer_weights) if args.layer_weights else None,
-        gram=args.gram, padding=args.padding_mode, pooling=args.pooling, join=args.join_mode, mul=args.mul,
-        source_width=args.source_width, source_scale=args.source_scale, init=init, init_scale=args.init_scale,
-        margin=args.margin, optimizer=args.optimizer,
-        max_iter=args.max_iter, tol=args.tol, lr=args.lr, save_every=args.save_every, seed=args.seed,
-        batch=args.batch, separate=args.separate, tile=args.tile, coarse_to_fine=args.coarse_to_fine,
-        match_histogram=args.match_histogram, weights=args.weights, count=args.count,
-        if_weight=args.if_weight, if_shift=args.if_shift, if_order=args.if_order,
-        if_distance_type=args.if_distance_type, if_octaves=args.if_octaves, fps=args.fps,
+        gram=args.gram,
+        padding=args.padding_mode,
+        pooling=args.pooling,
+        join=args.join_mode,
+        mul=args.mul,
+        source_width=args.source_width,
+        source_scale=args.source_scale,
+        init=init,
+        init_scale=args.init_scale,
+        margin=args.margin,
+        optimizer=args.optimizer,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        lr=args.lr,
+        save_every=args.save_every,
+        seed=args.seed,
+        batch=args.batch,
+        separate=args.separate,
+        tile=args.tile,
+        coarse_to_fine=args.coarse_to_fine,
+        match_histogram=args.match_histogram,
+        weights=args.weights,
+        count=args.count,
+        if_weight=args.if_weight,
+        if_shift=args.if_shift,
+        if_order=args.if_order,
+        if_distance_type=args.if_distance_type,
+        if_octaves=args.if_octaves,
+        fps=args.fps,
     )
 
 
@@ -117,8 +168,10 @@ def cmd_synth(argv):
     out = Path(args.output_dir) if args.output_dir else default_output_dir(cfg)
     res = synth.run(cfg, out, progress=not args.quiet)
     losses = ", ".join(f"{v:.4g}" for v in res.losses[:8])
-    print(f"jtex: wrote {out}/ ({len(res.images)} image(s) {cfg.output_width}x{cfg.output_height}, "
-          f"loss {losses}, {res.iterations} iterations, {res.seconds:.1f} s)")
+    print(
+        f"jtex: wrote {out}/ ({len(res.images)} image(s) {cfg.output_width}x{cfg.output_height}, "
+        f"loss {losses}, {res.iterations} iterations, {res.seconds:.1f} s)"
+    )
 
 
 def cmd_weights(argv):
@@ -129,8 +182,12 @@ def cmd_weights(argv):
     p.add_argument("--name", default=weights.DEFAULT, help="a named source: " + ", ".join(weights.SOURCES))
     p.add_argument("--from", dest="path", default=None, help="convert a file you bring (.pth, .h5, .npz)")
     p.add_argument("--out", default=None, help="where convert --from writes its .npz")
-    p.add_argument("--convention", default=None, choices=tuple(weights.CONVENTIONS),
-                   help="input convention of a --from file without its own")
+    p.add_argument(
+        "--convention",
+        default=None,
+        choices=tuple(weights.CONVENTIONS),
+        help="input convention of a --from file without its own",
+    )
     args = p.parse_args(argv)
     if args.action == "list":
         print(f"cache: {weights.cache_dir()}")
@@ -169,8 +226,11 @@ def cmd_features(argv):
 
     p = argparse.ArgumentParser(prog="jtex features", description="Summarise VGG features of an image.")
     p.add_argument("image", nargs="?", default=str(EXAMPLES / "brick.png"))
-    p.add_argument("--layers", nargs="+", default=["relu1_1", "pool1", "relu2_1", "pool2", "relu3_1", "pool3",
-                                                   "relu4_1", "pool4", "relu5_1"])
+    p.add_argument(
+        "--layers",
+        nargs="+",
+        default=["relu1_1", "pool1", "relu2_1", "pool2", "relu3_1", "pool3", "relu4_1", "pool4", "relu5_1"],
+    )
     p.add_argument("--width", type=int, default=256)
     args = p.parse_args(argv)
     params, meta = weights.load_with_meta()
@@ -179,8 +239,10 @@ def cmd_features(argv):
     print(f"{args.image}: {x.shape[2]}x{x.shape[1]}, weights {meta['name']} sha256 {meta['source_sha256'][:16]}...")
     for name, f in feats.items():
         f = np.asarray(f)
-        print(f"  {name:8s} {str(f.shape[1:]):18s} mean {f.mean():9.4f}  max {f.max():10.3f}  "
-              f"active {np.mean(f > 0) * 100:5.1f}%")
+        print(
+            f"  {name:8s} {str(f.shape[1:]):18s} mean {f.mean():9.4f}  max {f.max():10.3f}  "
+            f"active {np.mean(f > 0) * 100:5.1f}%"
+        )
 
 
 def main(argv=None) -> int:

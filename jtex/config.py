@@ -74,8 +74,9 @@ class SynthConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "arrays")}
         d = json.loads(json.dumps(d))
         if self.arrays is not None:
-            d["array_sha256"] = [hashlib.sha256(np.ascontiguousarray(a, np.float32).tobytes()).hexdigest()
-                                 for a in self.arrays]
+            d["array_sha256"] = [
+                hashlib.sha256(np.ascontiguousarray(a, np.float32).tobytes()).hexdigest() for a in self.arrays
+            ]
         return d
 
     @classmethod

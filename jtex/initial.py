@@ -16,8 +16,7 @@ import jax.numpy as jnp
 from jtex import pyramid
 
 
-def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: float = 0.01,
-          colour=None) -> jax.Array:
+def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: float = 0.01, colour=None) -> jax.Array:
     """Start images (n, h, w, 3): noise around the exemplar's mean colour.
 
     ``noise``: mean + scale * N(0, 1) per pixel (Snelgrove: noise shifted near

@@ -88,7 +88,7 @@ def targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, separate: bo
     for idx in by_shape.values():
         g = exemplar_grams(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
         for j, i in enumerate(idx):
-            per_source[i] = [[t[j:j + 1] for t in row] for row in g]
+            per_source[i] = [[t[j : j + 1] for t in row] for row in g]
     out = []
     for o in range(spec.octaves):
         row = []
@@ -148,8 +148,7 @@ class AnimationObjective(NamedTuple):
 
     def __call__(self, x, targets, params):
         texture = jnp.sum(texture_loss(x, targets, params, self.spec))
-        d = animation.pair_distances(x, order=self.order, octaves=self.octaves, kind=self.kind,
-                                     padding=self.padding)
+        d = animation.pair_distances(x, order=self.order, octaves=self.octaves, kind=self.kind, padding=self.padding)
         goal = jnp.asarray(self.targets, d.dtype)[:, None]
         return texture + self.weight * self.count * jnp.mean(((d - goal) / goal) ** 2)
 
@@ -163,6 +162,12 @@ def make(cfg: SynthConfig, spec: Spec, sources) -> StillObjective | AnimationObj
         return StillObjective(spec)
     ex_pad = "valid" if cfg.padding == "valid" else "reflect"
     return AnimationObjective(
-        spec, cfg.count, cfg.if_order, cfg.if_weight, animation.shift_targets(cfg, sources, ex_pad),
-        cfg.if_octaves, cfg.if_distance_type, "circular" if cfg.tile else ex_pad,
+        spec,
+        cfg.count,
+        cfg.if_order,
+        cfg.if_weight,
+        animation.shift_targets(cfg, sources, ex_pad),
+        cfg.if_octaves,
+        cfg.if_distance_type,
+        "circular" if cfg.tile else ex_pad,
     )

@@ -59,8 +59,7 @@ class RunDir:
         when comparing with an existing folder).
     """
 
-    def __init__(self, path, settings: dict, *, seed: int, weights: dict | None = None,
-                 cosmetic: tuple[str, ...] = ()):
+    def __init__(self, path, settings: dict, *, seed: int, weights: dict | None = None, cosmetic: tuple[str, ...] = ()):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise JtexError(f"--output-dir {self.path} is a file; name a folder")
@@ -112,8 +111,11 @@ class RunDir:
         """Save ``arrays`` (a pytree) with a JSON ``meta`` as checkpoint ``step``; keep only the latest."""
         import orbax.checkpoint as ocp
 
-        self.manager.save(step, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta),
-                                                        arrays=ocp.args.StandardSave(arrays)), force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), arrays=ocp.args.StandardSave(arrays)),
+            force=True,
+        )
         self.manager.wait_until_finished()
 
     def restore(self, target: Callable[[dict], dict | None]) -> tuple[dict, dict] | None:
@@ -159,8 +161,9 @@ class RunDir:
     def keep_metrics(self, keep: Callable[[dict], bool]):
         """Rewrite ``metrics.jsonl`` with only the records ``keep`` accepts (on resume)."""
         if (self.path / "metrics.jsonl").is_file():
-            files.atomic_write_text(self.path / "metrics.jsonl",
-                               "".join(json.dumps(r) + "\n" for r in self.metrics() if keep(r)))
+            files.atomic_write_text(
+                self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.metrics() if keep(r))
+            )
 
     def save_image(self, name: str, img: np.ndarray) -> Path:
         """Write an (H, W, 3) image in [0, 1] to ``name`` inside the folder."""

@@ -81,16 +81,23 @@ def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, margin: int,
     """Sizes, tiling and memory, before anything is compiled; one-line errors."""
     spec = objective.exemplar_spec(cfg)
     for p, s in zip(paths, sources):
-        _check_size(f"source {p}", s.shape[0], s.shape[1], spec, cfg.octaves,
-                    "use a larger --source-width, fewer --octaves or --padding-mode same")
+        _check_size(
+            f"source {p}",
+            s.shape[0],
+            s.shape[1],
+            spec,
+            cfg.octaves,
+            "use a larger --source-width, fewer --octaves or --padding-mode same",
+        )
     out = objective.output_spec(cfg)
     for st in stages:
         if st.octave == 0:  # the canvas is larger: the size asked for is what must fit
             what, h, w = "the output", cfg.output_height, cfg.output_width
         else:
             what, h, w = f"coarse-to-fine stage {st.octave} ({st.width}x{st.height})", st.height, st.width
-        _check_size(what, h, w, out, cfg.octaves - st.octave,
-                    "ask for a larger output, fewer --octaves or --padding-mode same")
+        _check_size(
+            what, h, w, out, cfg.octaves - st.octave, "ask for a larger output, fewer --octaves or --padding-mode same"
+        )
     if cfg.tile:
         seq = vgg.layer_sequence("vgg19")
         pools = sum(1 for n in seq[: seq.index(vgg.deepest(out.layers)) + 1] if n.startswith("pool"))

@@ -70,8 +70,9 @@ def init_params(key, arch: str = "vgg19", *, width: float = 1.0) -> dict:
 
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
     # Input in 0..255 around 0, as Caffe's VGG sees it, so losses have the real network's scale.
-    params = {"input": {"kernel": 255 * np.eye(3, dtype=np.float32)[None, None],
-                        "bias": np.full(3, -127.5, np.float32)}}
+    params = {
+        "input": {"kernel": 255 * np.eye(3, dtype=np.float32)[None, None], "bias": np.full(3, -127.5, np.float32)}
+    }
     scaled = {}
     for name, cin, cout in convs(arch):
         cin = 3 if cin == 3 else scaled[cin]
@@ -144,7 +145,9 @@ def conv(x, kernel, bias, padding: str = "same"):
 
     x = _pad(x, padding)
     y = jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(1, 1),
+        x,
+        kernel,
+        window_strides=(1, 1),
         padding="SAME" if padding == "same" else "VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
@@ -219,7 +222,7 @@ def features(params, images, layers: Sequence[str | int], *, padding: str = "sam
 
 def _crop(x, t: int):
     """Drop ``t`` pixels from every side of (N, H, W, C)."""
-    return x[:, t:x.shape[1] - t, t:x.shape[2] - t] if t else x
+    return x[:, t : x.shape[1] - t, t : x.shape[2] - t] if t else x
 
 
 def output_size(h: int, w: int, layer: str, padding: str = "same") -> tuple[int, int]:

@@ -15,8 +15,15 @@ from jtex.errors import JtexError
 from conftest import EXAMPLES
 
 BRICK = str(EXAMPLES / "brick.png")
-SMALL = dict(source_width=128, output_width=64, output_height=64, octaves=2, layers=("pool1", "relu2_1"),
-             padding="same", progress=False)
+SMALL = dict(
+    source_width=128,
+    output_width=64,
+    output_height=64,
+    octaves=2,
+    layers=("pool1", "relu2_1"),
+    padding="same",
+    progress=False,
+)
 
 
 def test_pair_distances_are_cyclic():
@@ -31,7 +38,7 @@ def test_lap1_weights_levels():
     b = jnp.full((1, 16, 16, 3), 0.5)
     # A constant difference lives only in the Laplacian's low-pass residual (the last level).
     d = float(animation.frame_distance(a, b, octaves=3, kind="lap1", padding="reflect")[0])
-    np.testing.assert_allclose(d, 0.5 * 2.0 ** -2, rtol=1e-4)
+    np.testing.assert_allclose(d, 0.5 * 2.0**-2, rtol=1e-4)
 
 
 def test_shift_distance_interpolates_fractional_shifts():
@@ -49,8 +56,7 @@ def test_animation_hits_its_distances_and_loops(tmp_path):
     assert all(np.abs(frames[i] - frames[j]).mean() > 1e-3 for i in range(4) for j in range(i + 1, 4))
     cfg = SynthConfig(sources=(BRICK,), count=4, if_shift=3.0, **{k: v for k, v in SMALL.items() if k != "progress"})
     obj = objective.make(cfg, objective.output_spec(cfg), [image.load(BRICK, width=128)])
-    d = np.asarray(animation.pair_distances(jnp.asarray(frames), order=2, octaves=1, kind="l2",
-                                            padding=obj.padding))
+    d = np.asarray(animation.pair_distances(jnp.asarray(frames), order=2, octaves=1, kind="l2", padding=obj.padding))
     ratios = d[0] / obj.targets[0]
     assert np.all(np.abs(ratios - 1) < 0.3), ratios  # every step, including 3 -> 0
     for i in range(4):

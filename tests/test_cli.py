@@ -16,18 +16,22 @@ BRICK = str(EXAMPLES / "brick.png")
 
 
 def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
-@pytest.mark.parametrize("args,pattern", [
-    (["-s", "missing.png"], "missing.png: no such file"),
-    (["-s", str(ROOT / "pyproject.toml")], "not an image"),
-    (["-s", BRICK, "-sw", "64"], "need at least"),
-    (["-s", BRICK, "-l", "relu9_1"], "unknown layer"),
-    (["-s", BRICK, "-o", "2", "--if-octaves", "3"], "--if-octaves 3 must be between 1 and --octaves"),
-    (["-s", BRICK, "--init", "nowhere.png"], "--init"),
-])
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["-s", "missing.png"], "missing.png: no such file"),
+        (["-s", str(ROOT / "pyproject.toml")], "not an image"),
+        (["-s", BRICK, "-sw", "64"], "need at least"),
+        (["-s", BRICK, "-l", "relu9_1"], "unknown layer"),
+        (["-s", BRICK, "-o", "2", "--if-octaves", "3"], "--if-octaves 3 must be between 1 and --octaves"),
+        (["-s", BRICK, "--init", "nowhere.png"], "--init"),
+    ],
+)
 def test_bad_input_is_one_line_exit_1_no_traceback(tmp_path, args, pattern):
     r = run_cli(*args, "--output-dir", str(tmp_path / "out"))
     assert r.returncode == 1
@@ -50,9 +54,44 @@ def test_empty_and_truncated_source(tmp_path):
 
 def test_synth_flags_reach_the_config(tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli.main(["synth", "-s", BRICK, "-sw", "128", "-ow", "64", "-oh", "48", "-o", "2", "-l", "2", "relu2_1",
-                     "-m", "4", "-n", "2", "-p", "same", "--gram", "gatys", "--layer-weights", "1", "2",
-                     "--optimizer", "adam", "--lr", "0.05", "--seed", "7", "--quiet", "--output-dir", str(out)])
+    code = cli.main(
+        [
+            "synth",
+            "-s",
+            BRICK,
+            "-sw",
+            "128",
+            "-ow",
+            "64",
+            "-oh",
+            "48",
+            "-o",
+            "2",
+            "-l",
+            "2",
+            "relu2_1",
+            "-m",
+            "4",
+            "-n",
+            "2",
+            "-p",
+            "same",
+            "--gram",
+            "gatys",
+            "--layer-weights",
+            "1",
+            "2",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--seed",
+            "7",
+            "--quiet",
+            "--output-dir",
+            str(out),
+        ]
+    )
     assert code == 0
     settings = json.loads((out / "config.json").read_text())["settings"]
     assert settings["layers"] == [2, "relu2_1"] and settings["octaves"] == 2 and settings["gram"] == "gatys"
@@ -99,8 +138,32 @@ def test_resume_after_kill(tmp_path):
     import signal
     import time
 
-    args = [sys.executable, str(ROOT / "run.py"), "-s", BRICK, "-sw", "128", "-ow", "64", "-oh", "64", "-o", "2",
-            "-p", "same", "-l", "pool1", "relu2_1", "-m", "30", "-n", "5", "--optimizer", "lbfgs", "--quiet"]
+    args = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-s",
+        BRICK,
+        "-sw",
+        "128",
+        "-ow",
+        "64",
+        "-oh",
+        "64",
+        "-o",
+        "2",
+        "-p",
+        "same",
+        "-l",
+        "pool1",
+        "relu2_1",
+        "-m",
+        "30",
+        "-n",
+        "5",
+        "--optimizer",
+        "lbfgs",
+        "--quiet",
+    ]
     killed = tmp_path / "killed"
     p = subprocess.Popen(args + ["--output-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -121,10 +184,12 @@ def test_resume_after_kill(tmp_path):
 
 def test_help_and_early_errors_do_not_load_jax():
     # `jtex --help` and mistakes in the command line answer without importing JAX (fast start).
-    code = ("import sys; from jtex import cli\n"
-            "for argv in (['-s', 'missing.png'], ['-s', 'examples/brick.png', '-l', 'relu9_9'], ['--mul', 'x']):\n"
-            "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
-            "print('jax loaded' if 'jax' in sys.modules else 'no jax')")
+    code = (
+        "import sys; from jtex import cli\n"
+        "for argv in (['-s', 'missing.png'], ['-s', 'examples/brick.png', '-l', 'relu9_9'], ['--mul', 'x']):\n"
+        "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+        "print('jax loaded' if 'jax' in sys.modules else 'no jax')"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.stdout.strip().endswith("no jax"), r.stdout + r.stderr
     assert "no such file" in r.stderr and "unknown layer" in r.stderr

@@ -22,15 +22,20 @@ def problem(b=2, n=16, seed=0):
     return x0, target, {"scale": scale}
 
 
-@pytest.mark.parametrize("method,iters,factor", [
-    ("lbfgs-b", 60, 1e-6), ("lbfgs", 60, 1e-6), ("lbfgs-zoom", 40, 1e-6), ("jaxopt-lbfgs", 40, 1e-6),
-    ("adam", 200, 1e-2),
-])
+@pytest.mark.parametrize(
+    "method,iters,factor",
+    [
+        ("lbfgs-b", 60, 1e-6),
+        ("lbfgs", 60, 1e-6),
+        ("lbfgs-zoom", 40, 1e-6),
+        ("jaxopt-lbfgs", 40, 1e-6),
+        ("adam", 200, 1e-2),
+    ],
+)
 def test_methods_reach_the_optimum(method, iters, factor):
     x0, target, shared = problem()
     start = np.asarray(jax.vmap(quadratic, in_axes=(0, 0, None))(x0, target, shared))
-    res = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=iters, tol=0.0, lr=0.05,
-                            chunk=7)
+    res = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=iters, tol=0.0, lr=0.05, chunk=7)
     assert res.x.shape == x0.shape and res.loss.shape == (2,)
     assert np.all(res.loss < factor * start), (method, res.loss, start)
     assert 0 < res.iterations <= iters
@@ -52,8 +57,9 @@ def test_device_lbfgs_batch_elements_are_independent():
     x0, target, shared = problem(b=2)
     both = optimize.minimize(quadratic, x0, target, shared, method="lbfgs", max_iter=15, tol=0.0)
     for i in range(2):
-        one = optimize.minimize(quadratic, x0[i:i + 1], target[i:i + 1], shared, method="lbfgs", max_iter=15,
-                                tol=0.0)
+        one = optimize.minimize(
+            quadratic, x0[i : i + 1], target[i : i + 1], shared, method="lbfgs", max_iter=15, tol=0.0
+        )
         np.testing.assert_allclose(one.x[0], both.x[i], rtol=1e-5, atol=1e-6)
 
 
@@ -68,11 +74,21 @@ def test_device_resume_is_exact(method):
     x0, target, shared = problem(b=2)
     full = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=20, tol=0.0, chunk=5)
     states = []
-    half = optimize.minimize(quadratic, x0, target, shared, method=method, max_iter=10, tol=0.0, chunk=5,
-                             callback=lambda p: states.append(p.state))
+    half = optimize.minimize(
+        quadratic,
+        x0,
+        target,
+        shared,
+        method=method,
+        max_iter=10,
+        tol=0.0,
+        chunk=5,
+        callback=lambda p: states.append(p.state),
+    )
     assert half.iterations == 10
-    rest = optimize.minimize(quadratic, None, target, shared, method=method, max_iter=20, tol=0.0, chunk=5,
-                             start_iter=10, state=states[-1])
+    rest = optimize.minimize(
+        quadratic, None, target, shared, method=method, max_iter=20, tol=0.0, chunk=5, start_iter=10, state=states[-1]
+    )
     np.testing.assert_array_equal(rest.x, full.x)
 
 
@@ -85,8 +101,16 @@ def test_tolerance_stops_early():
 def test_progress_reports_every_iteration_once():
     x0, target, shared = problem(b=1)
     seen = []
-    optimize.minimize(quadratic, x0, target, shared, method="lbfgs-b", max_iter=12, tol=0.0,
-                      callback=lambda p: seen.append(p.iteration))
+    optimize.minimize(
+        quadratic,
+        x0,
+        target,
+        shared,
+        method="lbfgs-b",
+        max_iter=12,
+        tol=0.0,
+        callback=lambda p: seen.append(p.iteration),
+    )
     assert seen == list(range(1, 13))
     seen.clear()
     rows = []

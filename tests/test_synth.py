@@ -18,8 +18,16 @@ from conftest import EXAMPLES
 BRICK = str(EXAMPLES / "brick.png")
 GRAVEL = str(EXAMPLES / "gravel.png")
 # Small and quick: 2 octaves, 'same' padding, layers up to relu2_1.
-SMALL = dict(source_width=128, output_width=64, output_height=64, octaves=2, layers=("pool1", "relu2_1"),
-             padding="same", max_iter=25, progress=False)
+SMALL = dict(
+    source_width=128,
+    output_width=64,
+    output_height=64,
+    octaves=2,
+    layers=("pool1", "relu2_1"),
+    padding="same",
+    max_iter=25,
+    progress=False,
+)
 
 
 def _problem(**kw):
@@ -47,15 +55,25 @@ def test_loss_falls_and_images_are_valid():
 def test_colour_init_follows_the_exemplar():
     grey = image.load(BRICK, width=64)
     assert colour.is_grey(grey) and not colour.is_grey(image.load(EXAMPLES / "hubble_deep_field.jpg", width=64))
-    x = initial.noise(jax.random.key(0), 2, 16, 16, grey.reshape(-1, 3).mean(0), scale=0.1,
-                      colour=colour.colour_mixing(grey))
+    x = initial.noise(
+        jax.random.key(0), 2, 16, 16, grey.reshape(-1, 3).mean(0), scale=0.1, colour=colour.colour_mixing(grey)
+    )
     np.testing.assert_allclose(x[..., 0], x[..., 2], atol=1e-6)
     assert float(jnp.std(x)) > 0.05
 
 
 def test_gatys_full_model_matches_the_exemplar_better_than_the_start():
-    cfg = SynthConfig(sources=(BRICK,), source_width=96, output_width=48, output_height=48, octaves=1,
-                      layers=GATYS_LAYERS, gram="gatys", padding="same", max_iter=15)
+    cfg = SynthConfig(
+        sources=(BRICK,),
+        source_width=96,
+        output_width=48,
+        output_height=48,
+        octaves=1,
+        layers=GATYS_LAYERS,
+        gram="gatys",
+        padding="same",
+        max_iter=15,
+    )
     p = synth.build(cfg)
     assert p.spec.layers == GATYS_LAYERS and p.spec.octaves == 1 and "conv4_4" in p.params
     res = synth.run(cfg, progress=False)
@@ -84,12 +102,13 @@ def test_batch_gives_distinct_images_and_matches_single_runs():
 def test_separate_uses_each_source():
     imgs = jtex.synthesize([BRICK, GRAVEL], separate=True, **{**SMALL, "max_iter": 20})
     assert imgs.shape == (2, 64, 64, 3)
-    p = synth.build(SynthConfig(sources=(BRICK, GRAVEL), separate=True,
-                                **{k: v for k, v in SMALL.items() if k != "progress"}))
+    p = synth.build(
+        SynthConfig(sources=(BRICK, GRAVEL), separate=True, **{k: v for k, v in SMALL.items() if k != "progress"})
+    )
     assert list(p.src_index) == [0, 1]
     # Each output is closer to its own source's statistics than to the other's.
     for i in range(2):
-        x = jnp.asarray(imgs[i:i + 1])
+        x = jnp.asarray(imgs[i : i + 1])
         own = objective.texture_loss(x, _unbatched(p.targets, i), p.params, p.spec)
         other = objective.texture_loss(x, _unbatched(p.targets, 1 - i), p.params, p.spec)
         assert float(own[0]) < float(other[0]) / 2
@@ -154,8 +173,15 @@ def test_histogram_matching_gives_the_exemplar_distribution():
 def test_run_folder_contents_and_finished_run_is_not_redone(tmp_path, capsys):
     out = tmp_path / "run"
     a = jtex.synthesize(BRICK, output_dir=out, batch=2, save_every=5, **{**SMALL, "max_iter": 10})
-    for name in ("config.json", "metrics.jsonl", "output_000.png", "output_001.png", "sheet.png", "loss.png",
-                 "result.json"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "output_000.png",
+        "output_001.png",
+        "sheet.png",
+        "loss.png",
+        "result.json",
+    ):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["iter_000005.png", "iter_000010.png"]
     manifest = json.loads((out / "config.json").read_text())
@@ -191,9 +217,13 @@ def test_nonfinite_loss_stops_with_a_message(tmp_path):
 
 
 def test_bad_settings():
-    for kw, pattern in [({"layers": ("relu9_9",)}, "unknown layer"), ({"gram": "x"}, "--gram"),
-                        ({"optimizer": "sgd"}, "--optimizer"), ({"init": "nope.png"}, "--init"),
-                        ({"if_octaves": 5, "octaves": 4}, "--if-octaves")]:
+    for kw, pattern in [
+        ({"layers": ("relu9_9",)}, "unknown layer"),
+        ({"gram": "x"}, "--gram"),
+        ({"optimizer": "sgd"}, "--optimizer"),
+        ({"init": "nope.png"}, "--init"),
+        ({"if_octaves": 5, "octaves": 4}, "--if-octaves"),
+    ]:
         with pytest.raises(JtexError, match=pattern):
             jtex.synthesize(BRICK, **{**SMALL, **kw})
     with pytest.raises(JtexError, match="no such file"):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jtex
-from jtex import colour, image, metrics, objective, sizes, synth, vgg, weights
+from jtex import colour, driver, image, metrics, objective, sizes, synth, vgg, weights
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 
@@ -29,8 +29,9 @@ def _start_loss(p: synth.Problem) -> float:
 
 
 def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
-    cfg = SynthConfig(sources=(BRICK,), source_width=300, output_width=280, output_height=280, max_iter=12,
-                      save_every=6)
+    cfg = SynthConfig(
+        sources=(BRICK,), source_width=300, output_width=280, output_height=280, max_iter=12, save_every=6
+    )
     assert (cfg.padding, cfg.octaves, cfg.optimizer, cfg.layers) == ("valid", 4, "lbfgs-b", (2, 7))
     p = synth.build(cfg, params=TINY)
     assert p.margin == 8 and p.x0.shape == (1, 1, 296, 296, 3) and p.spec.vgg_padding == "valid"
@@ -46,21 +47,30 @@ def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
 
 
 def test_lbfgs_b_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    cfg = SynthConfig(sources=(BRICK,), source_width=128, output_width=64, output_height=64, octaves=2,
-                      layers=("pool1", "relu2_1"), padding="same", max_iter=10, save_every=5)
+    cfg = SynthConfig(
+        sources=(BRICK,),
+        source_width=128,
+        output_width=64,
+        output_height=64,
+        octaves=2,
+        layers=("pool1", "relu2_1"),
+        padding="same",
+        max_iter=10,
+        save_every=5,
+    )
     out = tmp_path / "run"
-    real = synth._Reporter.__call__
+    real = driver._Reporter.__call__
 
     def stop_after_first_checkpoint(self, prog):
         real(self, prog)
         if prog.iteration == 5:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth._Reporter, "__call__", stop_after_first_checkpoint)
+    monkeypatch.setattr(driver._Reporter, "__call__", stop_after_first_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         synth.run(cfg, out, progress=False)
     assert not (out / "result.json").exists() and (out / "checkpoints").is_dir()
-    monkeypatch.setattr(synth._Reporter, "__call__", real)
+    monkeypatch.setattr(driver._Reporter, "__call__", real)
     res = synth.run(cfg, out, progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == list(range(1, 11))
@@ -73,15 +83,24 @@ def test_lbfgs_b_resumes_from_its_checkpoint(tmp_path, monkeypatch):
 def test_colour_exemplar_gives_a_colour_texture_of_its_colours():
     src = image.load(HUBBLE, width=128)
     assert not colour.is_grey(src)
-    out = jtex.synthesize(src, output_width=64, output_height=64, octaves=2, layers=("pool1", "relu2_1"),
-                          padding="same", max_iter=30, progress=False)[0]
+    out = jtex.synthesize(
+        src,
+        output_width=64,
+        output_height=64,
+        octaves=2,
+        layers=("pool1", "relu2_1"),
+        padding="same",
+        max_iter=30,
+        progress=False,
+    )[0]
     assert np.abs(out[..., 0] - out[..., 2]).mean() > 1e-3  # not grey
     np.testing.assert_allclose(out.reshape(-1, 3).mean(0), src.reshape(-1, 3).mean(0), atol=0.05)
 
 
 def test_numpy_exemplar_equals_the_file():
-    kw = dict(output_width=48, output_height=48, octaves=2, layers=("pool1",), padding="same", max_iter=4,
-              progress=False)
+    kw = dict(
+        output_width=48, output_height=48, octaves=2, layers=("pool1",), padding="same", max_iter=4, progress=False
+    )
     from_file = jtex.synthesize(BRICK, source_width=96, **kw)
     from_array = jtex.synthesize(image.load(BRICK, width=96), **kw)
     np.testing.assert_array_equal(from_file, from_array)
@@ -94,8 +113,17 @@ def test_numpy_exemplar_equals_the_file():
 
 
 def test_symmetric_init_is_mirrored_and_image_init_is_the_image(tmp_path):
-    base = dict(sources=(BRICK,), source_width=128, output_width=64, output_height=64, octaves=2,
-                layers=("pool1",), padding="same", margin=0, max_iter=8)
+    base = dict(
+        sources=(BRICK,),
+        source_width=128,
+        output_width=64,
+        output_height=64,
+        octaves=2,
+        layers=("pool1",),
+        padding="same",
+        margin=0,
+        max_iter=8,
+    )
     p = synth.build(SynthConfig(init="symmetric", **base))
     x = np.asarray(p.x0[0, 0])
     np.testing.assert_allclose(x, x[::-1], atol=1e-6)
@@ -104,20 +132,33 @@ def test_symmetric_init_is_mirrored_and_image_init_is_the_image(tmp_path):
     start = np.random.default_rng(0).uniform(0.2, 0.8, (40, 40, 3)).astype(np.float32)
     image.save(tmp_path / "start.png", start)
     q = synth.build(SynthConfig(init=str(tmp_path / "start.png"), **base))
-    np.testing.assert_allclose(np.asarray(q.x0[0, 0]), image.resize(image.load(tmp_path / "start.png"), width=64,
-                                                                     height=64), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(q.x0[0, 0]), image.resize(image.load(tmp_path / "start.png"), width=64, height=64), atol=1e-6
+    )
     for prob, init in ((p, "symmetric"), (q, str(tmp_path / "start.png"))):
         res = synth.run(SynthConfig(init=init, **base), progress=False)
         assert res.losses[0] < _start_loss(prob) / 3
 
 
-@pytest.mark.parametrize("kw", [dict(gram="none"), dict(pooling="max"), dict(weights="vgg16"),
-                                dict(weights="cached-npz")], ids=["gram-none", "max-pool", "vgg16", "user-npz"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(gram="none"), dict(pooling="max"), dict(weights="vgg16"), dict(weights="cached-npz")],
+    ids=["gram-none", "max-pool", "vgg16", "user-npz"],
+)
 def test_objective_variants_synthesise(kw):
     if kw.get("weights") == "cached-npz":  # a file the user brings: the converted VGG-19 .npz
         kw = dict(weights=str(weights.convert()))
-    cfg = SynthConfig(sources=(BRICK,), source_width=96, output_width=48, output_height=48, octaves=2,
-                      layers=("pool1", "relu2_1"), padding="same", max_iter=15, **kw)
+    cfg = SynthConfig(
+        sources=(BRICK,),
+        source_width=96,
+        output_width=48,
+        output_height=48,
+        octaves=2,
+        layers=("pool1", "relu2_1"),
+        padding="same",
+        max_iter=15,
+        **kw,
+    )
     p = synth.build(cfg)
     if "weights" in kw:
         assert p.weights_meta["arch"] == ("vgg16" if kw["weights"] == "vgg16" else "vgg19")
@@ -126,8 +167,16 @@ def test_objective_variants_synthesise(kw):
 
 
 def test_margin_is_cropped_and_tiles_have_none():
-    base = dict(sources=(BRICK,), source_width=128, output_width=64, output_height=64, octaves=2,
-                layers=("pool1", "relu2_1"), padding="same", max_iter=3)
+    base = dict(
+        sources=(BRICK,),
+        source_width=128,
+        output_width=64,
+        output_height=64,
+        octaves=2,
+        layers=("pool1", "relu2_1"),
+        padding="same",
+        max_iter=3,
+    )
     p = synth.build(SynthConfig(**base))
     assert p.margin == 8 and p.stages[0].height == 80
     canvas = np.arange(80 * 80 * 3, dtype=np.float32).reshape(1, 1, 80, 80, 3)

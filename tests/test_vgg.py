@@ -105,8 +105,9 @@ def test_parity_with_live_torch(vgg19, padding, pooling):
 
 
 def test_one_architecture_table_and_random_nets():
-    assert [n for n, _, _ in vgg.convs("vgg16")] == [n for n, _, _ in vgg.convs("vgg19")
-                                                     if n not in ("conv3_4", "conv4_4", "conv5_4")]
+    assert [n for n, _, _ in vgg.convs("vgg16")] == [
+        n for n, _, _ in vgg.convs("vgg19") if n not in ("conv3_4", "conv4_4", "conv5_4")
+    ]
     assert vgg.convs("vgg19")[4] == ("conv3_1", 128, 256) and len(vgg.convs("vgg19")) == 16
     assert vgg.channels("relu3_2") == 256 and vgg.channels("pool1") == 64
     seq = vgg.layer_sequence("vgg19")

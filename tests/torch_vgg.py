@@ -10,10 +10,22 @@ import torch
 import torch.nn.functional as F
 
 NAMES = [
-    "conv1_1", "conv1_2", "conv2_1", "conv2_2",
-    "conv3_1", "conv3_2", "conv3_3", "conv3_4",
-    "conv4_1", "conv4_2", "conv4_3", "conv4_4",
-    "conv5_1", "conv5_2", "conv5_3", "conv5_4",
+    "conv1_1",
+    "conv1_2",
+    "conv2_1",
+    "conv2_2",
+    "conv3_1",
+    "conv3_2",
+    "conv3_3",
+    "conv3_4",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv4_4",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+    "conv5_4",
 ]
 TORCH_PAD = {"reflect": "reflect", "circular": "circular"}
 

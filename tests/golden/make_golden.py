@@ -29,7 +29,7 @@ SIZES = {"same": 32, "valid": 64}
 def inputs(size):
     rng = np.random.default_rng(0)
     brick = np.asarray(Image.open(ROOT / "examples" / "brick.png").convert("RGB"), np.float32) / 255
-    return np.stack([rng.random((size, size, 3), dtype=np.float32), brick[100:100 + size, 200:200 + size]])
+    return np.stack([rng.random((size, size, 3), dtype=np.float32), brick[100 : 100 + size, 200 : 200 + size]])
 
 
 def main():

@@ -1,0 +1,82 @@
+"""What a synthesis is before and after it runs: its stages, the built problem, the result.
+
+:func:`jtex.synth.build` makes a :class:`Problem`; :mod:`jtex.driver` optimises
+it stage by stage; :mod:`jtex.outputs` turns the result into images and a run
+folder. These types are shared by all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from jtex import objective
+from jtex.config import SynthConfig
+from jtex.errors import JtexError
+from jtex.objective import Spec
+
+
+class Stage(NamedTuple):
+    """One optimisation stage: the first octave matched, and the canvas size (margin included)."""
+
+    octave: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything a synthesis needs before optimising; see :func:`build`.
+
+    ``targets`` are batched: ``[[(B, C, C)]]`` per octave and layer, B the
+    number of batch elements; each element holds F = ``count`` frames.
+    """
+
+    cfg: SynthConfig
+    paths: list[Path]
+    sources: list[np.ndarray]  # (h, w, 3) each, in [0, 1]
+    spec: Spec  # how the synthesised image is seen
+    params: dict  # the VGG, pruned to the deepest layer used
+    weights_meta: dict
+    targets: list[list[jax.Array]]
+    x0: jax.Array  # (B, F, H, W, 3): the first stage's start
+    stages: list[Stage]
+    margin: int
+    src_index: np.ndarray  # (B,): the source each element follows (all 0 unless ``separate``)
+
+    @property
+    def batch(self) -> int:
+        return len(self.src_index)
+
+    def objective(self, stage: Stage):
+        """The per-element objective of a stage (coarse-to-fine stages skip the finest octaves)."""
+        spec = self.spec._replace(octaves=self.cfg.octaves - stage.octave)
+        return objective.make(self.cfg, spec, self.sources)
+
+    def targets_for(self, stage: Stage):
+        return self.targets[stage.octave :]
+
+    def crop(self, x) -> np.ndarray:
+        """(..., H + 2m, W + 2m, 3) canvas -> (..., H, W, 3) output."""
+        m = self.margin
+        x = np.asarray(x, np.float32)
+        return x[..., m : x.shape[-3] - m, m : x.shape[-2] - m, :] if m else x
+
+
+@dataclass
+class SynthResult:
+    images: np.ndarray  # (B, H, W, 3) in [0, 1]
+    losses: np.ndarray  # (B,) final loss per image (before histogram matching)
+    iterations: int
+    evaluations: int
+    seconds: float
+    config: SynthConfig
+    message: str = ""  # the optimiser's own word on why it stopped
+
+
+class NonFiniteLoss(JtexError):
+    pass
