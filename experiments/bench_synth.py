@@ -122,55 +122,74 @@ def part_eval(quick):
     return {"rows": [_sub(f"eval:{name}:{size}", quick) for name in ("gatys", "snelgrove") for size in sizes]}
 
 
+def _jtex_s_per_iter(size, model, n, **extra):
+    """Median seconds per iteration over iterations 2..n (as snelgrove_peer measures its peer), compile excluded."""
+    import tempfile
+
+    from jtex.config import SynthConfig
+
+    cfg = SynthConfig(
+        sources=(BRICK,), output_width=size, output_height=size, max_iter=n, tol=0.0, save_every=0, **model, **extra
+    )
+    tmp = Path(tempfile.mkdtemp())
+    _run_metrics(cfg.replace(max_iter=2), tmp / "warm")  # compile outside the timing (same jit cache key)
+    m = _run_metrics(cfg, tmp / "run")
+    steps = np.diff([r["seconds"] for r in m])  # iteration 2..n, each its own wall time
+    result = json.loads((tmp / "run" / "result.json").read_text())
+    return {
+        "s_per_iter": float(np.median(steps)),
+        "evals_per_iter": result["evaluations"] / result["iterations"],
+        "s_first_iter": m[0]["seconds"],
+    }
+
+
 def part_iter(quick):
-    import jtex
+    """Seconds per L-BFGS iteration: jtex (defaults, and margin 0), PyTorch, Snelgrove's own code.
+
+    Snelgrove's code runs when JTEX_BENCH_SNELGROVE="CODE_DIR:TF_PYTHON[:DATA_DIR]" is set (see
+    experiments/snelgrove_peer.py); each peer runs in its own process, one after the other.
+    """
+    import os
+
+    import snelgrove_peer
 
     rows = []
-    sizes = (128, 256) if quick else (256, 512)
-    n = 5 if quick else 8
-    for name, model in (("gatys", GATYS), ("snelgrove", SNELGROVE)):
-        for size in sizes:
-            padding = "valid" if (name == "snelgrove" and size >= 512) else "same"
-            for opt in ("lbfgs", "lbfgs-b"):
-                jtex.synthesize(
-                    BRICK,
-                    output_width=size,
-                    output_height=size,
-                    max_iter=2,
-                    optimizer=opt,
-                    tol=0.0,
-                    progress=False,
-                    **{**model, "padding": padding},
-                )  # compile (same cache key)
-                t = time.perf_counter()
-                from jtex import synth
-                from jtex.config import SynthConfig
-
-                cfg = SynthConfig(
-                    sources=(BRICK,),
-                    output_width=size,
-                    output_height=size,
-                    max_iter=n,
-                    tol=0.0,
-                    optimizer=opt,
-                    **{**model, "padding": padding},
-                )
-                res = synth.run(cfg, progress=False)
-                dt = time.perf_counter() - t
-                rows.append(
-                    {
-                        "model": name,
-                        "size": size,
-                        "optimizer": opt,
-                        "s_per_iter": dt / res.iterations,
-                        "evals_per_iter": res.evaluations / res.iterations,
-                        "iterations": res.iterations,
-                    }
-                )
-            try:
-                rows.append(_torch_lbfgs(size, {**model, "padding": padding}, n) | {"model": name, "size": size})
-            except ImportError:
-                pass
+    n = 5 if quick else 15
+    configs = [(320, "valid"), (256, "same")] if quick else [(512, "valid"), (256, "same")]
+    peer = os.environ.get("JTEX_BENCH_SNELGROVE", "").split(":")
+    for size, padding in configs:
+        model = {**SNELGROVE, "padding": padding}
+        base = {"model": "snelgrove", "size": size, "padding": padding}
+        rows.append(base | {"code": "jtex lbfgs-b (defaults, margin 8)"} | _jtex_s_per_iter(size, model, n))
+        rows.append(base | {"code": "jtex lbfgs-b (margin 0)"} | _jtex_s_per_iter(size, model, n, margin=0))
+        try:
+            p = _setup(size, model)
+            r = _torch_lbfgs(size, model, n, np.asarray(p.x0[0, 0]))
+            rows.append(
+                base | {"code": r["optimizer"], "s_per_iter": r["s_per_iter"], "evals_per_iter": r["evals_per_iter"]}
+            )
+        except ImportError:
+            pass
+        if len(peer) >= 2:
+            m = snelgrove_peer.measure(
+                peer[0], peer[1], size, padding, n + 5, BRICK, 512, data_dir=peer[2] if len(peer) > 2 else None
+            )
+            rows.append(
+                base
+                | {
+                    "code": "Snelgrove's subjective-functions",
+                    "s_per_iter": m["s_per_iter"],
+                    "evals_per_iter": m["evals_per_iter"],
+                    "startup_s": m.get("startup_s"),
+                }
+            )
+    for size, padding in configs:
+        same = [r for r in rows if r["size"] == size]
+        for r in same:
+            for ref, key in (("Snelgrove", "vs_snelgrove"), ("torch", "vs_torch")):
+                peer_row = next((q for q in same if ref in q["code"]), None)
+                if peer_row and r["code"].startswith("jtex"):
+                    r[key] = r["s_per_iter"] / peer_row["s_per_iter"]
     return {"rows": rows, "peak_mb": peak_mb()}
 
 
@@ -400,6 +419,22 @@ def markdown(results: dict) -> str:
                 out.append(
                     f"| {r['model']} ({r['padding']}) | {r['size']}² | {_fmt(r['jtex_s'])} | "
                     f"{_fmt(r.get('torch_s'))} | {_fmt(r.get('ratio_jtex_over_torch'), '.2f')} |"
+                )
+            out.append("")
+        if "iter" in e and e["iter"]["rows"] and "code" in e["iter"]["rows"][0]:
+            out.append(
+                "Seconds per L-BFGS iteration, Snelgrove's objective from the 512-wide brick, same run "
+                "(Snelgrove's code: experiments/snelgrove_peer.py, TensorFlow 2.15 CPU):\n"
+            )
+            out.append(
+                "| size | padding | code | s/iteration | evaluations/iteration | jtex / Snelgrove | "
+                "jtex / PyTorch |\n|---|---|---|---|---|---|---|"
+            )
+            for r in e["iter"]["rows"]:
+                out.append(
+                    f"| {r['size']}² | {r['padding']} | {r['code']} | {_fmt(r['s_per_iter'])} | "
+                    f"{_fmt(r['evals_per_iter'], '.2f')} | {_fmt(r.get('vs_snelgrove'), '.2f')} | "
+                    f"{_fmt(r.get('vs_torch'), '.2f')} |"
                 )
             out.append("")
         if "optim" in e and "rows" in e["optim"]:

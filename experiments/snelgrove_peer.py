@@ -309,9 +309,24 @@ def summarize(events: list[dict], t_launch: float) -> dict:
     return out
 
 
-def measure(code_dir, python, size=512, padding="valid", iters=30, source=BRICK, source_width=512, *,
-            octaves=4, layers=(2, 7), data_dir=None, seed=0, honour_padding=True, extra_args=(), keep=None,
-            verbose=False) -> dict:
+def measure(
+    code_dir,
+    python,
+    size=512,
+    padding="valid",
+    iters=30,
+    source=BRICK,
+    source_width=512,
+    *,
+    octaves=4,
+    layers=(2, 7),
+    data_dir=None,
+    seed=0,
+    honour_padding=True,
+    extra_args=(),
+    keep=None,
+    verbose=False,
+) -> dict:
     """Run his synthesize.py once in a fresh process and time it.
 
     Args:
@@ -334,8 +349,10 @@ def measure(code_dir, python, size=512, padding="valid", iters=30, source=BRICK,
     """
     code_dir = Path(code_dir).resolve()
     if not (code_dir / "synthesize.py").is_file() or not (code_dir / "gram.py").is_file():
-        raise FileNotFoundError(f"{code_dir} is not a checkout of wxs/subjective-functions "
-                                "(git clone https://github.com/wxs/subjective-functions)")
+        raise FileNotFoundError(
+            f"{code_dir} is not a checkout of wxs/subjective-functions "
+            "(git clone https://github.com/wxs/subjective-functions)"
+        )
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if not _have_weights(data_dir, padding):
         print(f"snelgrove_peer: building the peer's VGG-19 .h5 models in {data_dir}", file=sys.stderr)
@@ -356,16 +373,37 @@ def measure(code_dir, python, size=512, padding="valid", iters=30, source=BRICK,
         wrapper = work / "peer_wrapper.py"
         wrapper.write_text(_WRAPPER)
         log = work / "events.jsonl"
-        args = ["-s", source, "-ow", str(size), "-oh", str(size), "-o", str(octaves),
-                "-l", *map(str, layers), "-m", str(iters), "--padding-mode", padding,
-                "--data-dir", str(peer_data_dir), "--output-dir", str(work / "outputs")]
+        args = [
+            "-s",
+            source,
+            "-ow",
+            str(size),
+            "-oh",
+            str(size),
+            "-o",
+            str(octaves),
+            "-l",
+            *map(str, layers),
+            "-m",
+            str(iters),
+            "--padding-mode",
+            padding,
+            "--data-dir",
+            str(peer_data_dir),
+            "--output-dir",
+            str(work / "outputs"),
+        ]
         if source_width:
             args += ["-sw", str(source_width)]
         args += list(extra_args)
         cmd = [str(python), str(wrapper), str(code_dir), *args]
-        env = dict(os.environ, PEER_LOG=str(log), PEER_SEED="" if seed is None else str(seed),
-                   TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
-                   PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            PEER_LOG=str(log),
+            PEER_SEED="" if seed is None else str(seed),
+            TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
+            PYTHONUNBUFFERED="1",
+        )
         env.pop("PYTHONPATH", None)
         with open(work / "stdout.txt", "wb") as so, open(work / "stderr.txt", "wb") as se:
             load_before = os.getloadavg()
@@ -376,16 +414,25 @@ def measure(code_dir, python, size=512, padding="valid", iters=30, source=BRICK,
         p.returncode = os.waitstatus_to_exitcode(status)
         events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
         res = {
-            "size": size, "padding": padding, "iters_requested": iters, "octaves": octaves,
-            "layers": list(layers), "source": os.path.relpath(source, ROOT) if source.startswith(str(ROOT)) else source,
-            "source_width": source_width, "seed": seed, "vgg_padding": vgg_padding,
+            "size": size,
+            "padding": padding,
+            "iters_requested": iters,
+            "octaves": octaves,
+            "layers": list(layers),
+            "source": os.path.relpath(source, ROOT) if source.startswith(str(ROOT)) else source,
+            "source_width": source_width,
+            "seed": seed,
+            "vgg_padding": vgg_padding,
             "pyramid_padding": "valid",  # his reduce layer always convolves 'valid'
             "data_dir": str(peer_data_dir),
-            "returncode": p.returncode, "wall_s": wall,
-            "peak_rss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime,
+            "returncode": p.returncode,
+            "wall_s": wall,
+            "peak_rss_mb": ru.ru_maxrss / 1024,
+            "cpu_s": ru.ru_utime + ru.ru_stime,
             # other processes on the machine share its cores: the 1-min load before and after
             "cores_used_mean": (ru.ru_utime + ru.ru_stime) / wall,
-            "loadavg_1min_before": load_before[0], "loadavg_1min_after": os.getloadavg()[0],
+            "loadavg_1min_before": load_before[0],
+            "loadavg_1min_after": os.getloadavg()[0],
             "command": " ".join(["python", "synthesize.py", *args]).replace(str(work), "$TMP"),
         }
         res.update(summarize(events, t_launch))
@@ -425,19 +472,23 @@ def _fmt(v, spec=".3f"):
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| size | padding | iters | s/iter (median) | s/iter (mean) | CPU s/iter | evals/iter | s/eval | "
-            "start-up s | 1st eval s | wall s | peak RSS MB | cores used | load before/after | final loss |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| size | padding | iters | s/iter (median) | s/iter (mean) | CPU s/iter | evals/iter | s/eval | "
+        "start-up s | 1st eval s | wall s | peak RSS MB | cores used | load before/after | final loss |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['padding']} | {r.get('iterations')} | {_fmt(r.get('s_per_iter'))} | "
-                     f"{_fmt(r.get('s_per_iter_mean'))} | {_fmt(r.get('cpu_s_per_iter'))} | "
-                     f"{_fmt(r.get('evals_per_iter'), '.2f')} | "
-                     f"{_fmt(r.get('s_per_eval'))} | {_fmt(r.get('startup_s'), '.1f')} | "
-                     f"{_fmt(r.get('first_eval_s'), '.2f')} | {_fmt(r.get('wall_s'), '.1f')} | "
-                     f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {_fmt(r.get('cores_used_mean'), '.2f')} | "
-                     f"{_fmt(r.get('loadavg_1min_before'), '.1f')}/{_fmt(r.get('loadavg_1min_after'), '.1f')} | "
-                     f"{_fmt(r.get('final_loss'), '.4e')} |")
+        lines.append(
+            f"| {r['size']} | {r['padding']} | {r.get('iterations')} | {_fmt(r.get('s_per_iter'))} | "
+            f"{_fmt(r.get('s_per_iter_mean'))} | {_fmt(r.get('cpu_s_per_iter'))} | "
+            f"{_fmt(r.get('evals_per_iter'), '.2f')} | "
+            f"{_fmt(r.get('s_per_eval'))} | {_fmt(r.get('startup_s'), '.1f')} | "
+            f"{_fmt(r.get('first_eval_s'), '.2f')} | {_fmt(r.get('wall_s'), '.1f')} | "
+            f"{_fmt(r.get('peak_rss_mb'), '.0f')} | {_fmt(r.get('cores_used_mean'), '.2f')} | "
+            f"{_fmt(r.get('loadavg_1min_before'), '.1f')}/{_fmt(r.get('loadavg_1min_after'), '.1f')} | "
+            f"{_fmt(r.get('final_loss'), '.4e')} |"
+        )
     return "\n".join(lines)
 
 
@@ -455,8 +506,9 @@ def main(argv=None) -> int:
     ap.add_argument("--code", required=True, help="checkout of github.com/wxs/subjective-functions")
     ap.add_argument("--python", required=True, help="python of a venv with TensorFlow/Keras for his code")
     ap.add_argument("--size", type=int, nargs="+", default=[512], help="output width = height (several: one run each)")
-    ap.add_argument("--padding", nargs="+", default=["valid"], choices=["valid", "same"],
-                    help="one per --size, or one for all")
+    ap.add_argument(
+        "--padding", nargs="+", default=["valid"], choices=["valid", "same"], help="one per --size, or one for all"
+    )
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--source", default=str(BRICK))
     ap.add_argument("--source-width", type=int, default=512)
@@ -464,15 +516,23 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, nargs="+", default=[2, 7])
     ap.add_argument("--seed", type=int, default=0, help="numpy's global seed in his process")
     ap.add_argument("--data-dir", default=None, help=f"where his gatys_*.h5 are (default {default_data_dir()})")
-    ap.add_argument("--literal-padding", action="store_true",
-                    help="pass --padding-mode only (his VGG then stays 'valid'); default also gives him the 'same' VGG")
+    ap.add_argument(
+        "--literal-padding",
+        action="store_true",
+        help="pass --padding-mode only (his VGG then stays 'valid'); default also gives him the 'same' VGG",
+    )
     ap.add_argument("--keep", default=None, help="keep his outputs and logs here (one subfolder per run)")
     ap.add_argument("--json", default=None, help=f"write the results here (e.g. {RESULTS.relative_to(ROOT)})")
-    ap.add_argument("--quiet-load", type=float, default=None,
-                    help="before each run, wait until the 1-min load average is below this (shared cores)")
+    ap.add_argument(
+        "--quiet-load",
+        type=float,
+        default=None,
+        help="before each run, wait until the 1-min load average is below this (shared cores)",
+    )
     ap.add_argument("--quiet-timeout", type=float, default=900, help="...but at most this many seconds")
-    ap.add_argument("--code-commit", default=None,
-                    help="his commit, recorded in the JSON (default: git rev-parse HEAD in --code)")
+    ap.add_argument(
+        "--code-commit", default=None, help="his commit, recorded in the JSON (default: git rev-parse HEAD in --code)"
+    )
     ap.add_argument("--note", default=None, help="a note stored in the JSON (e.g. what else was running)")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
@@ -486,23 +546,49 @@ def main(argv=None) -> int:
         if a.quiet_load is not None:
             load = wait_for_quiet(a.quiet_load, a.quiet_timeout)
             print(f"load {load:.2f} before {size}x{size} {padding}", flush=True)
-        r = measure(a.code, a.python, size, padding, a.iters, a.source, a.source_width, octaves=a.octaves,
-                    layers=tuple(a.layers), data_dir=a.data_dir, seed=a.seed,
-                    honour_padding=not a.literal_padding, keep=keep, verbose=a.verbose)
+        r = measure(
+            a.code,
+            a.python,
+            size,
+            padding,
+            a.iters,
+            a.source,
+            a.source_width,
+            octaves=a.octaves,
+            layers=tuple(a.layers),
+            data_dir=a.data_dir,
+            seed=a.seed,
+            honour_padding=not a.literal_padding,
+            keep=keep,
+            verbose=a.verbose,
+        )
         rows.append(r)
-        print(f"{size}x{size} {padding} (VGG {r['vgg_padding']}): {_fmt(r.get('s_per_iter'))} s/iter, "
-              f"{_fmt(r.get('evals_per_iter'), '.2f')} evals/iter, wall {_fmt(r['wall_s'], '.1f')} s", flush=True)
+        print(
+            f"{size}x{size} {padding} (VGG {r['vgg_padding']}): {_fmt(r.get('s_per_iter'))} s/iter, "
+            f"{_fmt(r.get('evals_per_iter'), '.2f')} evals/iter, wall {_fmt(r['wall_s'], '.1f')} s",
+            flush=True,
+        )
     print(table(rows))
     if a.json:
         commit = a.code_commit
         if commit is None:
             try:
-                commit = subprocess.run(["git", "-C", a.code, "rev-parse", "HEAD"], capture_output=True,
-                                        text=True).stdout.strip() or None
+                commit = (
+                    subprocess.run(
+                        ["git", "-C", a.code, "rev-parse", "HEAD"], capture_output=True, text=True
+                    ).stdout.strip()
+                    or None
+                )
             except OSError:
                 pass
-        doc = {"machine": machine(), "python": a.python, "peer_code": "github.com/wxs/subjective-functions",
-               "peer_commit": commit, "iters": a.iters, "rows": rows}
+        doc = {
+            "machine": machine(),
+            "python": a.python,
+            "peer_code": "github.com/wxs/subjective-functions",
+            "peer_commit": commit,
+            "iters": a.iters,
+            "rows": rows,
+        }
         if a.note:
             doc["note"] = a.note
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

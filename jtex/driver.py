@@ -114,12 +114,19 @@ def _restore(problem: Problem, run_dir):
 
 
 def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
-    """Run every stage (resuming from the run folder's checkpoint); returns (x, optimize.Result, seconds)."""
+    """Run every stage (resuming from the run folder's checkpoint).
+
+    Returns:
+      ``(x, results, seconds, started_at)``: the final canvas, one
+      :class:`jtex.optimize.Result` per stage run, the optimisation's seconds
+      (counting resumed ones), and the wall-clock time (epoch seconds) at which
+      the optimiser started -- the end of start-up.
+    """
     from tqdm.auto import tqdm
 
     cfg = problem.cfg
     start = _restore(problem, run_dir)
-    t0 = time.perf_counter()
+    t0, started_at = time.perf_counter(), time.time()
     clock = lambda: (start[4] if start else 0.0) + time.perf_counter() - t0  # noqa: E731
     bar = tqdm(
         total=cfg.max_iter * len(problem.stages),
@@ -164,4 +171,4 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
             results.append(res)
     finally:
         bar.close()
-    return x, results, clock()
+    return x, results, clock(), started_at

@@ -10,6 +10,8 @@ the README.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -30,6 +32,12 @@ def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: floa
     """
     mean = jnp.broadcast_to(jnp.asarray(mean, jnp.float32), (n, 3))
     colour = jnp.broadcast_to(jnp.eye(3) if colour is None else jnp.asarray(colour, jnp.float32), (n, 3, 3))
+    return _noise(key, jnp.arange(n), mean, colour, jnp.float32(scale), h=h, w=w, mode=mode)
+
+
+@functools.partial(jax.jit, static_argnames=("h", "w", "mode"))
+def _noise(key, index, mean, colour, scale, *, h: int, w: int, mode: str):
+    """One start image per index (one compiled program, cached across runs)."""
 
     def one(i, m, c):
         k = jax.random.fold_in(key, i)
@@ -43,7 +51,7 @@ def noise(key, n: int, h: int, w: int, mean, *, mode: str = "noise", scale: floa
             q = jax.random.normal(k, (h, w, 3))
         return jnp.clip(m + scale * q @ c.T, 0.0, 1.0)
 
-    return jnp.stack([one(i, mean[i], colour[i]) for i in range(n)])
+    return jax.vmap(one)(index, mean, colour)
 
 
 def _blur(q: jax.Array) -> jax.Array:

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import methods
+from jtex import lbfgsb, methods
 from jtex.choices import OPTIMIZERS as METHODS
 
 
@@ -66,53 +66,41 @@ class Result(NamedTuple):
 
 
 def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter):
-    import scipy.optimize
-
     shape = x0.shape
-    compiled = _compiled(fun, "lbfgs-b", 0.0, tol, bounds)
-    value_and_grad = compiled.value_and_grad
-
-    evals = 0
+    value_and_grad = _compiled(fun, "lbfgs-b", 0.0, tol, bounds).value_and_grad
     last = {}
 
-    def f(flat):
-        nonlocal evals
-        evals += 1
+    def fg(flat):
         x = jnp.asarray(flat.reshape(shape), jnp.float32)
         losses, g = value_and_grad(x, batched, shared)
         losses = np.asarray(losses, np.float64)
         last.update(x=flat, losses=losses)
         return float(losses.sum()), np.asarray(g, np.float64).ravel()
 
-    iteration = start_iter
+    evals = [0]
+    iteration = [start_iter]
 
-    def cb(intermediate_result=None):
-        nonlocal iteration
-        iteration += 1
+    def cb(x, f):
+        iteration[0] += 1
         if callback is not None:
-            # scipy hands the accepted point; its loss is the last evaluation
-            # at that point (L-BFGS-B evaluates the accepted point last).
-            callback(Progress(iteration, last["losses"][None], last["x"].reshape(shape), None, evals))
+            # The accepted point's loss is the last evaluation (L-BFGS-B evaluates it last).
+            callback(Progress(iteration[0], last["losses"][None], x.reshape(shape), None, evals[0]))
 
-    lo, hi = bounds if bounds is not None else (None, None)
-    res = scipy.optimize.minimize(
-        f,
-        np.asarray(x0, np.float64).ravel(),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=None if bounds is None else scipy.optimize.Bounds(lo, hi),
-        callback=cb,
-        options={"maxiter": max_iter - start_iter, "ftol": tol, "gtol": 0.0, "maxcor": 10, "maxls": 20},
-    )
+    def counted(flat):
+        evals[0] += 1
+        return fg(flat)
+
+    lo, hi = bounds if bounds is not None else (-np.inf, np.inf)
+    res = lbfgsb.minimize_box(counted, np.asarray(x0), lo, hi, maxiter=max_iter - start_iter, ftol=tol, callback=cb)
     x = res.x.reshape(shape).astype(np.float32)
-    if np.array_equal(last.get("x"), res.x):  # L-BFGS-B evaluates its accepted point last
+    if np.array_equal(last.get("x"), res.x):
         losses = last["losses"].astype(np.float32)
     else:  # the value_and_grad already compiled, rather than compiling the loss alone
         losses = np.asarray(value_and_grad(jnp.asarray(x), batched, shared)[0])
-    message = res.message if isinstance(res.message, str) else str(res.message)
+    message = res.message
     if not res.success and "ITERATIONS REACHED LIMIT" not in message.upper():
         message = f"abnormal stop: {message}"
-    return Result(x, losses, iteration, evals, bool(res.success and iteration < max_iter), None, message)
+    return Result(x, losses, iteration[0], evals[0], res.success, None, message)
 
 
 class _Compiled(NamedTuple):

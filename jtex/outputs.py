@@ -39,6 +39,7 @@ def report(problem: Problem, res: SynthResult) -> dict:
         "iterations": res.iterations,
         "evaluations": res.evaluations,
         "seconds": round(res.seconds, 3),
+        "optimiser_started_at": res.started_at,
         "optimizer_message": res.message,
         "sources": [str(p) for p in problem.paths],
         "margin": problem.margin,

@@ -76,6 +76,7 @@ class SynthResult:
     seconds: float
     config: SynthConfig
     message: str = ""  # the optimiser's own word on why it stopped
+    started_at: float | None = None  # epoch seconds when optimisation began (the end of start-up)
 
 
 class NonFiniteLoss(JtexError):

@@ -161,7 +161,7 @@ def run(
     if run_dir is not None and run_dir.finished:
         print(f"jtex: {run_dir.path} already holds a finished run; nothing to do", file=sys.stderr)
         return outputs.load_finished(run_dir, cfg)
-    x, results, seconds = optimise(problem, run_dir, progress=progress)
+    x, results, seconds, started_at = optimise(problem, run_dir, progress=progress)
     last = results[-1] if results else None
     res = SynthResult(
         finalise(problem, x),
@@ -171,6 +171,7 @@ def run(
         seconds,
         cfg,
         last.message if last else "",
+        started_at,
     )
     if run_dir is not None:
         outputs.write_outputs(run_dir, problem, res)

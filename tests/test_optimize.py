@@ -127,3 +127,36 @@ def test_unknown_method():
     x0, target, shared = problem(b=1)
     with pytest.raises(ValueError, match="unknown optimizer"):
         optimize.minimize(quadratic, x0, target, shared, method="newton")
+
+
+def test_fast_lbfgsb_driver_matches_scipy_exactly():
+    # jtex drives scipy's compiled L-BFGS-B itself (no per-variable Python bounds setup);
+    # the iterates must be scipy.optimize.minimize's, bit for bit.
+    import scipy.optimize as so
+
+    from jtex import lbfgsb
+
+    assert lbfgsb._setulb() is not None  # the fast path is the one in use with this scipy
+    rng = np.random.default_rng(0)
+    a, c = rng.normal(size=3000), rng.uniform(-0.5, 1.5, 3000)
+
+    def fg(x):
+        return float((a**2 * (x - c) ** 2).sum() + 0.1 * np.sin(x).sum()), 2 * a**2 * (x - c) + 0.1 * np.cos(x)
+
+    x0 = rng.uniform(0, 1, 3000)
+    ours, theirs = [], []
+    r = lbfgsb.minimize_box(fg, x0, 0.0, 1.0, maxiter=25, ftol=1e-12, callback=lambda x, f: ours.append(f))
+    s = so.minimize(
+        fg,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=so.Bounds(0, 1),
+        callback=lambda intermediate_result: theirs.append(intermediate_result.fun),
+        options={"maxiter": 25, "ftol": 1e-12, "gtol": 0, "maxcor": 10, "maxls": 20},
+    )
+    assert ours == theirs and (r.nit, r.nfev) == (s.nit, s.nfev)
+    np.testing.assert_array_equal(r.x, s.x)
+    assert r.message == s.message and not r.success
+    fallback = lbfgsb._with_scipy(fg, x0, 0.0, 1.0, maxiter=25, ftol=1e-12, maxcor=10, maxls=20, callback=None)
+    np.testing.assert_array_equal(fallback.x, s.x)
