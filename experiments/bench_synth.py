@@ -333,7 +333,10 @@ def part_startup(quick):
             capture_output=True,
         )
         first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-        rows.append({"run": run, "startup_s": first["time"] - t, "command_s": time.time() - t})
+        started = json.loads((out / "result.json").read_text())["optimiser_started_at"]
+        rows.append(
+            {"run": run, "startup_s": started - t, "first_iteration_s": first["time"] - t, "command_s": time.time() - t}
+        )
     return {"size": size, "rows": rows}
 
 
@@ -459,10 +462,15 @@ def markdown(results: dict) -> str:
             st = e["startup"]
             out.append(
                 f"Start-up, `python run.py -s examples/brick.png -ow {st['size']} -oh {st['size']} -m 1` "
-                "(command to first iteration):\n\n| run | start-up s | whole command s |\n|---|---|---|"
+                "(start-up: command to the optimiser's start; the first iteration then traces the objective, "
+                "loads it from the cache and takes L-BFGS-B two or more evaluations):\n\n"
+                "| run | start-up s | first iteration done s | whole command s |\n|---|---|---|---|"
             )
             for r in st["rows"]:
-                out.append(f"| {r['run']} | {_fmt(r['startup_s'], '.1f')} | {_fmt(r['command_s'], '.1f')} |")
+                out.append(
+                    f"| {r['run']} | {_fmt(r['startup_s'], '.1f')} | {_fmt(r.get('first_iteration_s'), '.1f')} | "
+                    f"{_fmt(r['command_s'], '.1f')} |"
+                )
             out.append("")
         if "batch" in e:
             b = e["batch"]
@@ -582,7 +590,7 @@ def main():
             ["optimizer", "iterations", "final_loss", "seconds_to_peer_loss", "ratio_to_peer"],
         )
     if "startup" in e:
-        _table("start-up (s)", e["startup"]["rows"], ["run", "startup_s", "command_s"])
+        _table("start-up (s)", e["startup"]["rows"], ["run", "startup_s", "first_iteration_s", "command_s"])
     if "batch" in e:
         _table("batch", e["batch"]["rows"], ["batch", "seconds", "per_image_s", "per_image_vs_batch1"])
     if "c2f" in e:
