@@ -101,6 +101,12 @@ class SynthConfig:
             bad(f"output size must be positive, got {self.output_width}x{self.output_height}")
         if self.octaves < 1:
             bad(f"--octaves must be at least 1, got {self.octaves}")
+        side = min(self.output_width, self.output_height)
+        if self.octaves > max(1, side.bit_length() - 1):
+            bad(
+                f"--octaves {self.octaves} is too many for a {self.output_width}x{self.output_height} output: each "
+                f"octave halves it, so at most {max(1, side.bit_length() - 1)}; use fewer octaves or a larger output"
+            )
         if not self.layers:
             bad("--layers is empty: name at least one layer, e.g. -l 2 7 or -l relu3_1")
         from jtex import vgg

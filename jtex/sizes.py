@@ -24,12 +24,18 @@ def min_side(spec: Spec, octaves: int | None = None) -> int:
     """Smallest square side for which the deepest layer exists at the coarsest octave."""
     octaves = spec.octaves if octaves is None else octaves
     deepest = vgg.deepest(spec.layers)
-    n = 1
-    while True:
+
+    def fits(n: int) -> bool:
         h, _ = pyramid.level_sizes(n, n, octaves, spec.pyr_padding)[-1]
-        if h >= 1 and vgg.output_size(h, h, deepest, spec.vgg_padding)[0] >= 1:
-            return n
-        n += 1
+        return h >= 1 and vgg.output_size(h, h, deepest, spec.vgg_padding)[0] >= 1
+
+    lo, hi = 1, 1
+    while not fits(hi):  # fits() is monotone in n: double, then bisect
+        lo, hi = hi + 1, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
+    return lo
 
 
 def _check_size(what: str, h: int, w: int, spec: Spec, octaves: int, fix: str):

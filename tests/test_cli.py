@@ -30,6 +30,9 @@ def run_cli(*args, cwd=ROOT):
         (["-s", BRICK, "-l", "relu9_1"], "unknown layer"),
         (["-s", BRICK, "-o", "2", "--if-octaves", "3"], "--if-octaves 3 must be between 1 and --octaves"),
         (["-s", BRICK, "--init", "nowhere.png"], "--init"),
+        (["-s", BRICK, "-o", "12"], "--octaves 12 is too many"),
+        (["-s", BRICK, "-o", "1000000"], "at most 9"),
+        (["-s", BRICK, "-o", "8"], "need at least 4477 px"),
     ],
 )
 def test_bad_input_is_one_line_exit_1_no_traceback(tmp_path, args, pattern):
