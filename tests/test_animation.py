@@ -72,12 +72,12 @@ def test_tiling_animation_frames_tile_and_move():
     frames = jtex.synthesize(BRICK, count=3, if_order=1, tile=True, max_iter=40, **SMALL)
     assert frames.shape == (3, 64, 64, 3)
     for f in frames:
-        # The wrap-around seam (last column next to the first) is no stronger than a step inside.
-        inside = np.abs(np.diff(f, axis=1)).mean()
-        seam = np.abs(f[:, -1] - f[:, 0]).mean()
-        assert seam < 1.5 * inside, (seam, inside)
-        inside_v = np.abs(np.diff(f, axis=0)).mean()
-        assert np.abs(f[-1] - f[0]).mean() < 1.5 * inside_v
+        # The wrap-around seam (last column next to the first, last row next to the first) is no
+        # stronger than the steps between neighbouring columns (rows) inside the frame.
+        for g in (f, f.transpose(1, 0, 2)):
+            inside = np.abs(np.diff(g, axis=1)).mean(axis=(0, 2))  # one score per neighbouring column pair
+            seam = np.abs(g[:, -1] - g[:, 0]).mean()
+            assert seam <= np.quantile(inside, 0.95), (seam, np.quantile(inside, [0.5, 0.95]))
     assert all(np.abs(frames[i] - frames[(i + 1) % 3]).mean() > 1e-3 for i in range(3))
 
 
