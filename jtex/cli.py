@@ -89,6 +89,7 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     a("--weights", default=d.weights, help="vgg19-normalized | vgg16 | PATH (.pth, .h5, .npz)")
     a("--output-dir", default=None, help="run folder (default runs/<source>-<hash of settings>)")
     a("--quiet", action="store_true", help="no progress bar")
+    a("--overwrite", action="store_true", help="clear a run folder that holds another run instead of refusing it")
     a(
         "--no-compilation-cache",
         action="store_true",
@@ -151,7 +152,13 @@ def config_from_args(args):
 
 
 def default_output_dir(cfg) -> Path:
-    digest = hashlib.sha256(cfg.dumps().encode()).hexdigest()[:8]
+    """runs/<first source>-<hash of the settings and of the sources' contents>."""
+    h = hashlib.sha256(cfg.dumps().encode())
+    for path in cfg.sources:
+        p = Path(path)
+        if p.is_file():
+            h.update(p.read_bytes())
+    digest = h.hexdigest()[:8]
     return Path("runs") / f"{Path(cfg.sources[0]).stem}-{digest}"
 
 
@@ -166,7 +173,7 @@ def cmd_synth(argv):
     from jtex import synth
 
     out = Path(args.output_dir) if args.output_dir else default_output_dir(cfg)
-    res = synth.run(cfg, out, progress=not args.quiet)
+    res = synth.run(cfg, out, progress=not args.quiet, overwrite=args.overwrite)
     losses = ", ".join(f"{v:.4g}" for v in res.losses[:8])
     print(
         f"jtex: wrote {out}/ ({len(res.images)} image(s) {cfg.output_width}x{cfg.output_height}, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from jtex import colour, figures, image, metrics
+from jtex.choices import INIT_MODES
 from jtex.config import SynthConfig
 from jtex.problem import Problem, SynthResult
 
@@ -65,12 +66,37 @@ def write_outputs(run_dir, problem: Problem, res: SynthResult):
     run_dir.write_result(report(problem, res))
 
 
-def open_run_dir(output_dir, problem: Problem):
+def content_digests(problem: Problem) -> dict:
+    """sha256 of what the run reads besides its settings: source files, the --init image, the weights.
+
+    Part of the settings a run folder checks on resume, so an exemplar edited in
+    place is never resumed against (or answered with) a run made from the old one.
+    """
+    from jtex import weights
+
+    cfg = problem.cfg
+    sources = [weights.sha256_file(p) if p.is_file() else None for p in problem.paths]
+    init = weights.sha256_file(cfg.init) if cfg.init not in INIT_MODES else None
+    meta = problem.weights_meta
+    return {
+        "sources": sources,
+        "init": init,
+        "weights": meta.get("content_sha256") or meta.get("npz_sha256") or meta.get("source_sha256"),
+    }
+
+
+def open_run_dir(output_dir, problem: Problem, *, overwrite: bool = False):
     from jtex import rundir
 
     cfg = problem.cfg
+    settings = cfg.to_dict() | {"content_sha256": content_digests(problem)}
     return rundir.RunDir(
-        output_dir, cfg.to_dict(), seed=cfg.seed, weights=problem.weights_meta, cosmetic=("save_every", "fps")
+        output_dir,
+        settings,
+        seed=cfg.seed,
+        weights=problem.weights_meta,
+        cosmetic=("save_every", "fps"),
+        overwrite=overwrite,
     )
 
 

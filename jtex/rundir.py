@@ -13,6 +13,7 @@ A :class:`RunDir` writes these; the job decides what goes in them (see
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -59,12 +60,24 @@ class RunDir:
         when comparing with an existing folder).
     """
 
-    def __init__(self, path, settings: dict, *, seed: int, weights: dict | None = None, cosmetic: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        path,
+        settings: dict,
+        *,
+        seed: int,
+        weights: dict | None = None,
+        cosmetic: tuple[str, ...] = (),
+        overwrite: bool = False,
+    ):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise JtexError(f"--output-dir {self.path} is a file; name a folder")
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self.path)
         self.config_path = self.path / "config.json"
+        if overwrite:
+            _clear(self.path)
         settings = json.loads(json.dumps(settings))
         if self.config_path.is_file():
             try:
@@ -72,10 +85,15 @@ class RunDir:
             except (ValueError, KeyError, TypeError):
                 raise JtexError(f"{self.config_path} is unreadable; delete it or use another --output-dir") from None
             diff = sorted(k for k in set(old) | set(settings) if k not in cosmetic and old.get(k) != settings.get(k))
+            if diff == ["content_sha256"]:
+                raise JtexError(
+                    f"{self.path} holds a run made from other file contents (a source, --init image or weights "
+                    "file changed since); use a new --output-dir, or --overwrite to start it again"
+                )
             if diff:
                 raise JtexError(
                     f"{self.path} holds a run with other settings ({', '.join(diff)}); "
-                    "use another --output-dir or delete that folder"
+                    "use a new --output-dir, or --overwrite to start it again"
                 )
         else:
             manifest = {
@@ -87,6 +105,12 @@ class RunDir:
             }
             files.atomic_write_text(self.config_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         self._manager = None
+
+    def close(self):
+        """Release the folder's lock (also released when the process ends)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @property
     def finished(self) -> bool:
@@ -180,3 +204,54 @@ class RunDir:
 
     def read_result(self) -> dict:
         return json.loads((self.path / "result.json").read_text())
+
+
+def _lock(path: Path):
+    """An exclusive OS lock on ``path/.lock`` for the run's life: a second process gets one line, not a race."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return None
+    f = open(path / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise JtexError(
+            f"{path} is in use by a running jtex ({holder}); wait for it to finish or use another --output-dir"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}\n")
+    f.flush()
+    return f
+
+
+# What a run folder holds; --overwrite removes these and nothing else.
+_RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "result.json",
+    "FAILED",
+    "loss.png",
+    "output.png",
+    "sheet.png",
+    "animation.gif",
+    "animation.webp",
+)
+_RUN_GLOBS = ("output_*.png", "frame_*.png")
+_RUN_DIRS = ("checkpoints", "snapshots")
+
+
+def _clear(path: Path):
+    import shutil
+
+    for name in _RUN_DIRS:
+        shutil.rmtree(path / name, ignore_errors=True)
+    for name in _RUN_FILES:
+        (path / name).unlink(missing_ok=True)
+    for pattern in _RUN_GLOBS:
+        for f in path.glob(pattern):
+            f.unlink(missing_ok=True)

@@ -148,19 +148,36 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
 
 
 def run(
-    cfg: SynthConfig, output_dir: str | os.PathLike | None = None, *, progress: bool = True, params: dict | None = None
+    cfg: SynthConfig,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    progress: bool = True,
+    params: dict | None = None,
+    overwrite: bool = False,
 ) -> SynthResult:
     """Synthesise according to ``cfg``; with ``output_dir``, write and resume a run folder.
+
+    ``overwrite`` clears a run folder holding another run (other settings or
+    other file contents) instead of refusing it.
 
     Returns:
       :class:`SynthResult` with ``images`` (B, H, W, 3): B = batch (times the
       number of sources with ``separate``), or ``count`` frames.
     """
     problem = build(cfg, params=params)
-    run_dir = outputs.open_run_dir(output_dir, problem) if output_dir is not None else None
-    if run_dir is not None and run_dir.finished:
-        print(f"jtex: {run_dir.path} already holds a finished run; nothing to do", file=sys.stderr)
-        return outputs.load_finished(run_dir, cfg)
+    run_dir = outputs.open_run_dir(output_dir, problem, overwrite=overwrite) if output_dir is not None else None
+    try:
+        if run_dir is not None and run_dir.finished:
+            print(f"jtex: {run_dir.path} already holds a finished run; nothing to do", file=sys.stderr)
+            return outputs.load_finished(run_dir, cfg)
+        return _run(problem, run_dir, progress)
+    finally:
+        if run_dir is not None:
+            run_dir.close()
+
+
+def _run(problem: Problem, run_dir, progress: bool) -> SynthResult:
+    cfg = problem.cfg
     x, results, seconds, started_at = optimise(problem, run_dir, progress=progress)
     last = results[-1] if results else None
     res = SynthResult(
@@ -198,6 +215,7 @@ def synthesize(sources, **config: Any) -> np.ndarray:
         sources = [sources]
     output_dir = config.pop("output_dir", None)
     progress = config.pop("progress", True)
+    overwrite = config.pop("overwrite", False)
     params = config.pop("params", None)
     arrays = [s for s in sources if isinstance(s, np.ndarray)]
     if arrays and len(arrays) != len(sources):
@@ -209,4 +227,4 @@ def synthesize(sources, **config: Any) -> np.ndarray:
             cfg = SynthConfig(sources=tuple(str(s) for s in sources), **config)
     except TypeError as e:
         raise JtexError(f"bad setting: {e}") from None
-    return run(cfg, output_dir, progress=progress, params=params).images
+    return run(cfg, output_dir, progress=progress, params=params, overwrite=overwrite).images

@@ -198,3 +198,36 @@ def test_memory_estimate_matches_xla(size):
     measured = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
     estimate = sizes.estimate_bytes(size, size, 1, p.spec) - sizes.RUNTIME_BYTES
     assert 0.8 < estimate / measured < 1.25, (estimate / 2**20, measured / 2**20)
+
+
+def test_edited_exemplar_is_never_resumed_and_overwrite_redoes(tmp_path):
+    src = tmp_path / "ex.png"
+    image.save(src, image.load(BRICK, width=96))
+    kw = dict(
+        output_width=48,
+        output_height=48,
+        octaves=2,
+        layers=("pool1",),
+        padding="same",
+        max_iter=3,
+        progress=False,
+        output_dir=tmp_path / "run",
+    )
+    first = jtex.synthesize(str(src), **kw)
+    image.save(src, image.load(HUBBLE, width=96))  # the same path, other contents
+    with pytest.raises(JtexError, match="other file contents.*--overwrite"):
+        jtex.synthesize(str(src), **kw)
+    again = jtex.synthesize(str(src), overwrite=True, **kw)
+    assert np.abs(again - first).mean() > 0.01  # redone from the new exemplar, not the stale images
+    digests = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]["content_sha256"]
+    assert digests["sources"] == [weights.sha256_file(src)] and digests["weights"]
+
+
+def test_a_run_folder_is_locked_while_in_use(tmp_path):
+    from jtex import rundir
+
+    held = rundir.RunDir(tmp_path / "run", {"a": 1}, seed=0)
+    with pytest.raises(JtexError, match="in use by a running jtex .pid"):
+        rundir.RunDir(tmp_path / "run", {"a": 1}, seed=0)
+    held.close()
+    rundir.RunDir(tmp_path / "run", {"a": 1}, seed=0).close()  # free again once released
