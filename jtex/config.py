@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,34 @@ from jtex.choices import IF_DISTANCES, INIT_MODES
 from jtex.errors import JtexError
 
 GATYS_LAYERS = ("conv1_1", "pool1", "pool2", "pool3", "pool4")
+
+_INTS = {
+    "output_width",
+    "output_height",
+    "octaves",
+    "source_width",
+    "max_iter",
+    "save_every",
+    "seed",
+    "batch",
+    "count",
+    "if_order",
+    "if_octaves",
+    "margin",
+}
+_FLOATS = {"mul", "source_scale", "init_scale", "tol", "lr", "if_weight", "if_shift", "fps"}
+_BOOLS = {"separate", "tile", "coarse_to_fine", "match_histogram"}
+# (setting, lower bound, strictly above it): NaN and infinity are refused too.
+_FINITE_RANGES = (
+    ("mul", 0.0, True),
+    ("tol", 0.0, False),
+    ("lr", 0.0, True),
+    ("if_weight", 0.0, False),
+    ("if_shift", 0.0, True),
+    ("fps", 0.0, True),
+    ("init_scale", 0.0, False),
+    ("source_scale", 0.0, True),
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,13 @@ class SynthConfig:
         def bad(msg):
             raise JtexError(msg)
 
+        self._check_types()
+        for name, low, strict in _FINITE_RANGES:
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and (value > low if strict else value >= low)):
+                bad(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} {low}, got {value}")
+        if self.layer_weights is not None and not all(math.isfinite(w) and w >= 0 for w in self.layer_weights):
+            bad(f"--layer-weights must be finite and >= 0, got {list(self.layer_weights)}")
         if self.output_width < 1 or self.output_height < 1:
             bad(f"output size must be positive, got {self.output_width}x{self.output_height}")
         if self.octaves < 1:
@@ -161,6 +198,29 @@ class SynthConfig:
         if self.margin is not None and not 0 <= self.margin <= 256:
             bad(f"--margin must be between 0 and 256 px, got {self.margin}")
         return self
+
+    def _check_types(self):
+        """Ints where ints belong, numbers where numbers belong: one line instead of a deep traceback."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if (
+                f.name in _INTS
+                and value is not None
+                and (isinstance(value, bool) or not isinstance(value, numbers.Integral))
+            ):
+                raise JtexError(f"setting {f.name} must be a whole number, got {value!r} ({type(value).__name__})")
+            if (
+                f.name in _FLOATS
+                and value is not None
+                and (isinstance(value, bool) or not isinstance(value, numbers.Real))
+            ):
+                raise JtexError(f"setting {f.name} must be a number, got {value!r} ({type(value).__name__})")
+            if f.name in _BOOLS and not isinstance(value, bool):
+                raise JtexError(f"setting {f.name} must be True or False, got {value!r}")
+        if self.layer_weights is not None and not all(
+            isinstance(w, numbers.Real) and not isinstance(w, bool) for w in self.layer_weights
+        ):
+            raise JtexError(f"setting layer_weights must be numbers, got {list(self.layer_weights)!r}")
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,11 @@ class RunDir:
         self.config_path = self.path / "config.json"
         if overwrite:
             _clear(self.path)
+        # A new attempt: the marker of an earlier failure goes, and so do checkpoint
+        # folders orbax left half-written when a process was killed mid-save.
+        (self.path / "FAILED").unlink(missing_ok=True)
+        for tmp in (self.path / "checkpoints").glob("*.orbax-checkpoint-tmp*"):
+            shutil.rmtree(tmp, ignore_errors=True)
         settings = json.loads(json.dumps(settings))
         if self.config_path.is_file():
             try:
@@ -135,12 +141,18 @@ class RunDir:
         """Save ``arrays`` (a pytree) with a JSON ``meta`` as checkpoint ``step``; keep only the latest."""
         import orbax.checkpoint as ocp
 
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), arrays=ocp.args.StandardSave(arrays)),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), arrays=ocp.args.StandardSave(arrays)),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except OSError as e:
+            raise JtexError(
+                f"cannot write a checkpoint in {self.path / 'checkpoints'}: {e.strerror}; free space or use "
+                "another --output-dir (rerun to resume from the last checkpoint)"
+            ) from None
 
     def restore(self, target: Callable[[dict], dict | None]) -> tuple[dict, dict] | None:
         """The latest checkpoint as ``(meta, arrays)``, or None.
@@ -166,8 +178,14 @@ class RunDir:
 
     def log(self, records: list[dict]):
         """Append one JSON line per record to ``metrics.jsonl``."""
-        with open(self.path / "metrics.jsonl", "a") as f:
-            f.write("".join(json.dumps(r) + "\n" for r in records))
+        try:
+            with open(self.path / "metrics.jsonl", "a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in records))
+        except OSError as e:
+            raise JtexError(
+                f"cannot append to {self.path / 'metrics.jsonl'}: {e.strerror}; free space or use another "
+                "--output-dir (rerun to resume)"
+            ) from None
 
     def metrics(self) -> list[dict]:
         """The records of ``metrics.jsonl`` (a line cut by a kill is skipped)."""
@@ -246,8 +264,6 @@ _RUN_DIRS = ("checkpoints", "snapshots")
 
 
 def _clear(path: Path):
-    import shutil
-
     for name in _RUN_DIRS:
         shutil.rmtree(path / name, ignore_errors=True)
     for name in _RUN_FILES:

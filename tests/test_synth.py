@@ -212,8 +212,12 @@ def test_memory_estimate_refuses_huge_outputs():
 
 
 def test_nonfinite_loss_stops_with_a_message(tmp_path):
+    # Targets scaled by 1e38: the squared Gram differences overflow float32 to Inf.
     with pytest.raises(JtexError, match="NaN/Inf"):
-        jtex.synthesize(BRICK, mul=float("nan"), output_dir=tmp_path / "r", **{**SMALL, "max_iter": 5})
+        jtex.synthesize(BRICK, mul=1e38, output_dir=tmp_path / "r", **{**SMALL, "max_iter": 5})
+    assert (tmp_path / "r" / "FAILED").is_file()
+    with pytest.raises(JtexError, match="--mul must be a finite number"):
+        jtex.synthesize(BRICK, mul=float("nan"), **SMALL)
 
 
 def test_bad_settings():
@@ -223,6 +227,15 @@ def test_bad_settings():
         ({"optimizer": "sgd"}, "--optimizer"),
         ({"init": "nope.png"}, "--init"),
         ({"if_octaves": 5, "octaves": 4}, "--if-octaves"),
+        ({"fps": float("nan")}, "--fps must be a finite number"),
+        ({"lr": float("inf")}, "--lr must be a finite number"),
+        ({"if_shift": -1.0}, "--if-shift must be"),
+        ({"tol": float("nan")}, "--tol must be"),
+        ({"layer_weights": (float("nan"), 1.0)}, "--layer-weights must be finite"),
+        ({"output_width": "256"}, "whole number"),
+        ({"output_width": 256.0}, "whole number"),
+        ({"tile": "yes"}, "True or False"),
+        ({"mul": "2"}, "must be a number"),
     ]:
         with pytest.raises(JtexError, match=pattern):
             jtex.synthesize(BRICK, **{**SMALL, **kw})

@@ -231,3 +231,14 @@ def test_a_run_folder_is_locked_while_in_use(tmp_path):
         rundir.RunDir(tmp_path / "run", {"a": 1}, seed=0)
     held.close()
     rundir.RunDir(tmp_path / "run", {"a": 1}, seed=0).close()  # free again once released
+
+
+def test_a_new_attempt_clears_the_failure_marker_and_orbax_leftovers(tmp_path):
+    from jtex import rundir
+
+    run = tmp_path / "run"
+    rundir.RunDir(run, {"a": 1}, seed=0).note_failed("the loss became NaN/Inf")
+    (run / "checkpoints" / "5.orbax-checkpoint-tmp-123").mkdir(parents=True)
+    assert (run / "FAILED").is_file()
+    rundir.RunDir(run, {"a": 1}, seed=0).close()
+    assert not (run / "FAILED").exists() and not list((run / "checkpoints").iterdir())
