@@ -196,3 +196,46 @@ def test_help_and_early_errors_do_not_load_jax():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.stdout.strip().endswith("no jax"), r.stdout + r.stderr
     assert "no such file" in r.stderr and "unknown layer" in r.stderr
+
+
+def test_second_process_on_a_busy_folder_exits_1_and_the_first_finishes(tmp_path):
+    import time
+
+    out = tmp_path / "run"
+    args = [
+        "-s",
+        BRICK,
+        "-sw",
+        "128",
+        "-ow",
+        "64",
+        "-oh",
+        "64",
+        "-o",
+        "2",
+        "-l",
+        "pool1",
+        "relu2_1",
+        "-p",
+        "same",
+        "-m",
+        "300",
+        "--tol",
+        "0",
+        "--quiet",
+        "--output-dir",
+        str(out),
+    ]
+    first = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "config.json").is_file() and time.time() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        second = run_cli(*args)
+        assert first.poll() is None, "the first run ended before the second could try"
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        err = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(err) == 1 and "in use by a running jtex (pid" in err[0], second.stderr
+    finally:
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert (out / "result.json").is_file() and (out / "output.png").is_file()
