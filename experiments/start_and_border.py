@@ -39,13 +39,19 @@ def main():
     ap.add_argument("--padding", default="same")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=150)
+    ap.add_argument(
+        "--exemplars",
+        nargs="+",
+        default=EXEMPLARS,
+        help="a subset; rows of others already in the results file are kept",
+    )
     args = ap.parse_args()
     import jtex
     from jtex import image, metrics
 
     size, iters = (128, 10) if args.quick else (args.size, args.iters)
     rows = []
-    for name in EXEMPLARS:
+    for name in args.exemplars:
         src = image.load(ROOT / "examples" / name, width=256)
         for label, scale, margin in SETTINGS:
             t = time.perf_counter()
@@ -76,6 +82,12 @@ def main():
             print(json.dumps(row), flush=True)
             image.save(ROOT / "runs" / "start_and_border" / f"{Path(name).stem}_{scale}_{margin}.png", out[0])
     if not args.quick:
+        if RESULTS.is_file():  # keep the other exemplars' rows
+            kept = [r for r in json.loads(RESULTS.read_text())["rows"] if r["exemplar"] not in args.exemplars]
+            rows = sorted(
+                kept + rows,
+                key=lambda r: (EXEMPLARS.index(r["exemplar"]), r["init_scale"] < 0.1, r["margin"], -r["init_scale"]),
+            )
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(
             json.dumps({"size": size, "iters": iters, "padding": args.padding, "rows": rows}, indent=1) + "\n"

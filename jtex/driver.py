@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -84,8 +85,18 @@ def _sheet(x: np.ndarray) -> np.ndarray:
     return imgs[0] if len(imgs) == 1 else figures.contact_sheet(list(imgs))
 
 
-def _restore(problem: Problem, run_dir):
-    """The latest checkpoint as (stage, iteration, x, state, seconds), or None."""
+class Resume(NamedTuple):
+    """Where a rerun picks up: the latest checkpoint."""
+
+    stage: int
+    iteration: int
+    x: np.ndarray  # (B, F, H, W, 3) canvas
+    state: Any  # the device optimiser's state, or None (L-BFGS-B)
+    seconds: float  # optimisation time already spent
+
+
+def _restore(problem: Problem, run_dir) -> Resume | None:
+    """The latest checkpoint, or None."""
     if run_dir is None:
         return None
     cfg = problem.cfg
@@ -110,7 +121,7 @@ def _restore(problem: Problem, run_dir):
         return None
     meta, arrays = found
     run_dir.keep_metrics(lambda r: (r["stage"], r["iteration"]) <= (meta["stage"], meta["iteration"]))
-    return meta["stage"], meta["iteration"], np.asarray(arrays["x"]), arrays.get("state"), meta["seconds"]
+    return Resume(meta["stage"], meta["iteration"], np.asarray(arrays["x"]), arrays.get("state"), meta["seconds"])
 
 
 def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
@@ -127,7 +138,7 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
     cfg = problem.cfg
     start = _restore(problem, run_dir)
     t0, started_at = time.perf_counter(), time.time()
-    clock = lambda: (start[4] if start else 0.0) + time.perf_counter() - t0  # noqa: E731
+    clock = lambda: (start.seconds if start else 0.0) + time.perf_counter() - t0  # noqa: E731
     bar = tqdm(
         total=cfg.max_iter * len(problem.stages),
         disable=not progress,
@@ -140,11 +151,11 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
     try:
         for stage_no, stage in enumerate(problem.stages):
             first_iter, state = 0, None
-            if start is not None and stage_no < start[0]:
+            if start is not None and stage_no < start.stage:
                 bar.update(cfg.max_iter)
                 continue
-            if start is not None and stage_no == start[0]:
-                _, first_iter, x, state, _ = start
+            if start is not None and stage_no == start.stage:
+                first_iter, x, state = start.iteration, start.x, start.state
             elif stage_no > 0:  # coarse-to-fine: the previous stage, upsampled, starts this one
                 x = jax.image.resize(jnp.asarray(x), x.shape[:2] + (stage.height, stage.width, 3), "bicubic")
                 x = x.clip(0.0, 1.0)
