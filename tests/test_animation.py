@@ -12,18 +12,10 @@ from jtex import animation, image, objective
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, SMALL_SYNTH
 
 BRICK = str(EXAMPLES / "brick.png")
-SMALL = dict(
-    source_width=128,
-    output_width=64,
-    output_height=64,
-    octaves=2,
-    layers=("pool1", "relu2_1"),
-    padding="same",
-    progress=False,
-)
+SMALL = dict(SMALL_SYNTH, progress=False)
 
 
 def test_pair_distances_are_cyclic():

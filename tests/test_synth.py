@@ -13,21 +13,11 @@ from jtex import colour, image, initial, objective, stats, synth
 from jtex.config import GATYS_LAYERS, SynthConfig
 from jtex.errors import JtexError
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, SMALL_SYNTH
 
 BRICK = str(EXAMPLES / "brick.png")
 GRAVEL = str(EXAMPLES / "gravel.png")
-# Small and quick: 2 octaves, 'same' padding, layers up to relu2_1.
-SMALL = dict(
-    source_width=128,
-    output_width=64,
-    output_height=64,
-    octaves=2,
-    layers=("pool1", "relu2_1"),
-    padding="same",
-    max_iter=25,
-    progress=False,
-)
+SMALL = dict(SMALL_SYNTH, max_iter=25, progress=False)
 
 
 def _problem(**kw):

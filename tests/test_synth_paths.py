@@ -16,7 +16,7 @@ from jtex import colour, driver, image, metrics, objective, sizes, synth, vgg, w
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, SMALL_SYNTH
 
 BRICK = str(EXAMPLES / "brick.png")
 HUBBLE = str(EXAMPLES / "hubble_deep_field.jpg")
@@ -47,17 +47,7 @@ def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
 
 
 def test_lbfgs_b_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    cfg = SynthConfig(
-        sources=(BRICK,),
-        source_width=128,
-        output_width=64,
-        output_height=64,
-        octaves=2,
-        layers=("pool1", "relu2_1"),
-        padding="same",
-        max_iter=10,
-        save_every=5,
-    )
+    cfg = SynthConfig(sources=(BRICK,), max_iter=10, save_every=5, **SMALL_SYNTH)
     out = tmp_path / "run"
     real = driver._Reporter.__call__
 
@@ -167,16 +157,7 @@ def test_objective_variants_synthesise(kw):
 
 
 def test_margin_is_cropped_and_tiles_have_none():
-    base = dict(
-        sources=(BRICK,),
-        source_width=128,
-        output_width=64,
-        output_height=64,
-        octaves=2,
-        layers=("pool1", "relu2_1"),
-        padding="same",
-        max_iter=3,
-    )
+    base = dict(sources=(BRICK,), max_iter=3, **SMALL_SYNTH)
     p = synth.build(SynthConfig(**base))
     assert p.margin == 8 and p.stages[0].height == 80
     canvas = np.arange(80 * 80 * 3, dtype=np.float32).reshape(1, 1, 80, 80, 3)
