@@ -15,6 +15,7 @@ differs (another scipy version), :func:`minimize_box` falls back to
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import NamedTuple
@@ -31,6 +32,7 @@ class BoxResult(NamedTuple):
     message: str
 
 
+@functools.lru_cache(maxsize=1)
 def _setulb():
     """The compiled routine, when it has the 17-argument form of scipy >= 1.15; else None."""
     try:
