@@ -138,10 +138,15 @@ class RunDir:
         return self._manager
 
     def checkpoint(self, step: int, meta: dict, arrays: dict):
-        """Save ``arrays`` (a pytree) with a JSON ``meta`` as checkpoint ``step``; keep only the latest."""
+        """Save ``arrays`` (a pytree) with a JSON ``meta`` as checkpoint ``step``; keep only the latest.
+
+        A checkpoint of the same step is replaced (e.g. a trainer's final, calibrated state).
+        """
         import orbax.checkpoint as ocp
 
         try:
+            if step in self.manager.all_steps():
+                self.manager.delete(step)
             self.manager.save(
                 step,
                 args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), arrays=ocp.args.StandardSave(arrays)),
