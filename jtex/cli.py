@@ -1,4 +1,5 @@
-"""Command line: ``jtex synth ...`` (also plain ``python run.py ...``) and ``jtex weights ...``.
+"""Command line: ``jtex synth ...`` (also plain ``python run.py ...``), ``jtex weights ...``,
+``jtex train-texnet ...`` and ``jtex sample ...`` (see :mod:`jtex.cli_texnet`).
 
 Synthesis flags follow Snelgrove's subjective-functions (``-s``, ``-ow``,
 ``-o``, ``-l``, ``-m``, ...). Expected mistakes print one line and exit 1;
@@ -17,7 +18,7 @@ from pathlib import Path
 from jtex.errors import JtexError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SUBCOMMANDS = ("synth", "weights", "features")
+SUBCOMMANDS = ("synth", "weights", "features", "train-texnet", "sample")
 
 
 def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
@@ -256,7 +257,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "synth"
     try:
-        {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features}[command](argv)
+        from jtex import cli_texnet
+
+        commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features, **cli_texnet.COMMANDS}
+        commands[command](argv)
     except JtexError as e:
         print(f"jtex: error: {e}", file=sys.stderr)
         return 1
