@@ -1,0 +1,56 @@
+"""README figures of a trained Texture Networks generator.
+
+    python run.py train-texnet -s examples/brick.png --output-dir runs/brick-texnet --preset quick
+    python experiments/texnet_figures.py runs/brick-texnet --name brick
+
+Writes docs/texnet_<name>.png (exemplar, a 256² sample, that sample tiled 2x2),
+docs/texnet_<name>_1024.jpg (a 1024² sample, JPEG to keep the repository small) and docs/texnet_<name>_loss.png
+(the training curve), and prints the seconds each sample took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    import jax
+
+    from jtex import figures, image, texture_net
+
+    net = texture_net.load(args.model)
+    ex = image.load(Path(args.model) / "exemplar.png")
+    key = jax.random.key(args.seed)
+    texture_net.sample(net, key, (1, 256, 256))  # compile
+    t = time.perf_counter()
+    s256 = texture_net.sample(net, key, (1, 256, 256))[0]
+    t256 = time.perf_counter() - t
+    tiled = np.tile(s256, (2, 2, 1))
+    docs = ROOT / "docs"
+    image.save(docs / f"texnet_{args.name}.png", figures.contact_sheet([s256, tiled], exemplar=ex, columns=3))
+    texture_net.sample(net, key, (1, 1024, 1024))  # compile
+    t = time.perf_counter()
+    s1024 = texture_net.sample(net, jax.random.fold_in(key, 1), (1, 1024, 1024))[0]
+    t1024 = time.perf_counter() - t
+    image.save(docs / f"texnet_{args.name}_1024.jpg", s1024)
+    shutil.copyfile(Path(args.model) / "loss.png", docs / f"texnet_{args.name}_loss.png")
+    print(f"256² sample {t256:.3f} s, 1024² sample {t1024:.3f} s; wrote docs/texnet_{args.name}*.png")
+
+
+if __name__ == "__main__":
+    main()
