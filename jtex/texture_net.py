@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -399,9 +398,3 @@ def sample(model: TexNet, key: jax.Array, shape: tuple[int, int, int]) -> np.nda
         raise JtexError(f"sample size {w}x{h} (count {n}): use a count >= 1 and sides that are multiples of {m}")
     fn = _sample_fn(model.config.generator(), n, h, w, model.config.noise_depth)
     return np.asarray(fn(model.variables, key))
-
-
-def describe(model: TexNet) -> str:
-    c = model.config
-    n = sum(np.size(a) for a in jax.tree.leaves(model.variables["params"]))
-    return json.dumps({"loss": c.loss, "norm": c.norm, "scales": c.scales, "size": c.size, "parameters": int(n)})
