@@ -13,6 +13,8 @@ from jtex import cli
 from conftest import EXAMPLES, ROOT
 
 BRICK = str(EXAMPLES / "brick.png")
+# conftest.SMALL_SYNTH as command-line flags.
+SMALL_ARGS = ["-s", BRICK, "-sw", "128", "-ow", "64", "-oh", "64", "-o", "2", "-p", "same", "-l", "pool1", "relu2_1"]
 
 
 def run_cli(*args, cwd=ROOT):
@@ -144,21 +146,7 @@ def test_resume_after_kill(tmp_path):
     args = [
         sys.executable,
         str(ROOT / "run.py"),
-        "-s",
-        BRICK,
-        "-sw",
-        "128",
-        "-ow",
-        "64",
-        "-oh",
-        "64",
-        "-o",
-        "2",
-        "-p",
-        "same",
-        "-l",
-        "pool1",
-        "relu2_1",
+        *SMALL_ARGS,
         "-m",
         "30",
         "-n",
@@ -203,21 +191,7 @@ def test_second_process_on_a_busy_folder_exits_1_and_the_first_finishes(tmp_path
 
     out = tmp_path / "run"
     args = [
-        "-s",
-        BRICK,
-        "-sw",
-        "128",
-        "-ow",
-        "64",
-        "-oh",
-        "64",
-        "-o",
-        "2",
-        "-l",
-        "pool1",
-        "relu2_1",
-        "-p",
-        "same",
+        *SMALL_ARGS,
         "-m",
         "300",
         "--tol",
