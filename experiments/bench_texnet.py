@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,13 +37,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+from bench_synth import peak_mb  # noqa: E402
+
 RESULTS = ROOT / "experiments" / "results" / "bench_texnet.json"
 BRICK = str(ROOT / "examples" / "brick.png")
 SIZES = (256, 512, 1024)
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _paper_generator():
@@ -79,7 +77,6 @@ def part_sample(args):
 
 
 def part_speedup(args):
-    sys.path.insert(0, str(ROOT / "experiments"))
     import bench_synth
 
     from jtex.config import SynthConfig

@@ -6,6 +6,7 @@ Parsing imports no JAX, so ``--help`` and argument mistakes answer at once.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from jtex.errors import JtexError
@@ -57,7 +58,7 @@ def cmd_train(argv):
     keys += ("weights", "normalize_gradients")
     cfg = texture_net.TexNetConfig.preset(args.preset, source=args.source, **{k: getattr(args, k) for k in keys})
     net = texture_net.train(cfg, args.output_dir, progress=not args.quiet, overwrite=args.overwrite)
-    res = __import__("json").loads((Path(args.output_dir) / "result.json").read_text())
+    res = json.loads((Path(args.output_dir) / "result.json").read_text())
     print(
         f"jtex: trained {args.output_dir}/ ({res['steps']} steps, loss {res['final_loss']:.4g}, "
         f"{res['parameters']} parameters, {net.config.norm} norm); sample with: jtex sample {args.output_dir}"

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import generators, image, objective, training, weights
+from jtex import figures, generators, image, objective, training, weights
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 from jtex.generators import NORMS
@@ -307,7 +307,7 @@ def train(
         run.checkpoint(int(state.step), {**meta, "step": int(state.step), "calibrated": True}, final)
         net = TexNet(cfg, variables)
         sheet = sample(net, jax.random.key(cfg.seed), (4, cfg.size, cfg.size))
-        run.save_image("samples.png", _sheet(list(sheet)))
+        run.save_image("samples.png", figures.contact_sheet(list(sheet)))
         m = run.metrics()
         run.write_result(
             {
@@ -339,12 +339,6 @@ def _digest(x: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()
 
 
-def _sheet(images):
-    from jtex import figures
-
-    return figures.contact_sheet(images)
-
-
 def load(path) -> TexNet:
     """The trained generator in a run folder written by :func:`train` (its latest checkpoint)."""
     import orbax.checkpoint as ocp
@@ -362,8 +356,7 @@ def load(path) -> TexNet:
         raise JtexError(f"{path} holds a {meta.get('kind', 'synthesis')!r} run, not a texture network")
     known = {f.name for f in dataclasses.fields(TexNetConfig)}
     cfg = TexNetConfig(**{k: v for k, v in meta["config"].items() if k in known}).validate()
-    tx_like = init_state(cfg, _optimizer(cfg))
-    like = jax.tree.map(lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), tx_like)
+    like = training.blank_like(init_state(cfg, _optimizer(cfg)))
     arrays = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(like)))["arrays"]
     manager.close()
     return TexNet(cfg, {"params": arrays.params, "batch_stats": arrays.batch_stats})

@@ -72,7 +72,7 @@ def fit(
     Returns:
       ``(state, seconds)``: the final state and the seconds of training this call.
     """
-    restored = run_dir.restore(lambda m: _like(state) if m.get("kind") == (meta or {}).get("kind") else None)
+    restored = run_dir.restore(lambda m: blank_like(state) if m.get("kind") == (meta or {}).get("kind") else None)
     if restored is not None:
         state = jax.tree.map(lambda like, a: np.asarray(a, np.asarray(like).dtype), state, restored[1])
     start = int(state.step)
@@ -122,7 +122,8 @@ def fit(
     return state, time.perf_counter() - t0
 
 
-def _like(state):
+def blank_like(state):
+    """Zeros of the same tree, shapes and dtypes: the target orbax restores a checkpoint into."""
     return jax.tree.map(lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), state)
 
 
