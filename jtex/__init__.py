@@ -5,7 +5,10 @@ plain nested dicts named as the original network (``conv1_1`` ...) with HWIO
 kernels; every function that draws random numbers takes an explicit ``key``.
 """
 
+from jtex import runtime as _runtime
 from jtex.errors import JtexError as JtexError
+
+_runtime.xla_cpu_defaults()  # before JAX starts its CPU backend: see jtex.runtime
 
 __version__ = "0.1.0"
 

@@ -122,3 +122,30 @@ def test_one_architecture_table_and_random_nets():
     other = vgg.init_params(jax.random.key(1), "vgg16", width=1 / 16)
     np.testing.assert_array_equal(small["conv1_1"]["kernel"], again["conv1_1"]["kernel"])
     assert not np.allclose(small["conv1_1"]["kernel"], other["conv1_1"]["kernel"])
+
+
+def _xla_flags_after_import(env: dict) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JTEX_XLA_CPU_DEFAULTS")} | env
+    code = "import os, jtex; print(os.environ.get('XLA_FLAGS', ''))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+
+
+def test_importing_jtex_moves_cpu_convolutions_off_ynnpack():
+    # XLA:CPU's YNNPACK fusions run these convolutions 2-5x slower than its Eigen kernels (jtex.runtime).
+    from jtex.runtime import XLA_CPU_FLAG
+
+    assert _xla_flags_after_import({}).split() == [XLA_CPU_FLAG]
+    mine = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT"
+    assert _xla_flags_after_import({"XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {mine}"}).split() == [
+        "--xla_force_host_platform_device_count=2",
+        mine,
+    ]  # the user's own choice stands
+    assert _xla_flags_after_import({"XLA_FLAGS": "--xla_dump_to=/tmp/x"}).split() == [
+        "--xla_dump_to=/tmp/x",
+        XLA_CPU_FLAG,
+    ]
+    assert _xla_flags_after_import({"JTEX_XLA_CPU_DEFAULTS": "0"}).strip() == ""
