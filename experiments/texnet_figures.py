@@ -6,6 +6,9 @@
 Writes docs/texnet_<name>.png (exemplar, a 256² sample, that sample tiled 2x2),
 docs/texnet_<name>_1024.jpg (a 1024² sample, JPEG to keep the repository small) and docs/texnet_<name>_loss.png
 (the training curve), and prints the seconds each sample took.
+
+A stylisation network (trained with --content-dir) gets docs/texnet_<name>.jpg instead: a row per
+``--photos`` photo: the style exemplar, the photo, its stylisation at the photo's size.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--name", required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--photos", nargs="+", default=[str(ROOT / "examples/photos" / n) for n in ("chelsea.jpg", "coffee.jpg")]
+    )
     args = ap.parse_args()
 
     import jax
@@ -36,12 +42,22 @@ def main():
     net = texture_net.load(args.model)
     ex = image.load(Path(args.model) / "exemplar.png")
     key = jax.random.key(args.seed)
+    docs = ROOT / "docs"
+    if net.config.stylization:
+        cells = []
+        for p in args.photos:
+            photo = image.load(p)
+            texture_net.stylize(net, photo, key)  # compile
+            t = time.perf_counter()
+            cells += [ex, photo, texture_net.stylize(net, photo, key)]
+            print(f"{p}: {photo.shape[1]}x{photo.shape[0]} stylised in {time.perf_counter() - t:.3f} s")
+        image.save(docs / f"texnet_{args.name}.jpg", figures.contact_sheet(cells, columns=3))
+        return
     texture_net.sample(net, key, (1, 256, 256))  # compile
     t = time.perf_counter()
     s256 = texture_net.sample(net, key, (1, 256, 256))[0]
     t256 = time.perf_counter() - t
     tiled = np.tile(s256, (2, 2, 1))
-    docs = ROOT / "docs"
     image.save(docs / f"texnet_{args.name}.png", figures.contact_sheet([s256, tiled], exemplar=ex, columns=3))
     texture_net.sample(net, key, (1, 1024, 1024))  # compile
     t = time.perf_counter()

@@ -1,5 +1,5 @@
 """Command line: ``jtex synth ...`` (also plain ``python run.py ...``), ``jtex weights ...``,
-``jtex train-texnet ...`` and ``jtex sample ...`` (see :mod:`jtex.cli_texnet`).
+``jtex train-texnet ...``, ``jtex sample ...`` and ``jtex stylize ...`` (see :mod:`jtex.cli_texnet`).
 
 Synthesis flags follow Snelgrove's subjective-functions (``-s``, ``-ow``,
 ``-o``, ``-l``, ``-m``, ...). Expected mistakes print one line and exit 1;
@@ -18,7 +18,7 @@ from pathlib import Path
 from jtex.errors import JtexError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SUBCOMMANDS = ("synth", "weights", "features", "train-texnet", "sample")
+SUBCOMMANDS = ("synth", "weights", "features", "train-texnet", "sample", "stylize")
 
 
 def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:

@@ -5,6 +5,10 @@
     model = load("runs/brick-texnet")
     images = sample(model, jax.random.key(0), (4, 512, 512))   # (4, 512, 512, 3) in [0, 1]
 
+    # stylisation: the exemplar is the style, a folder of photos the content
+    cfg = TexNetConfig.preset("quick", source="style.jpg", content_dir="photos/")
+    out = stylize(train(cfg, "runs/style"), photo, jax.random.key(0))   # photo's size, [0, 1]
+
 The generator is :class:`jtex.generators.PyramidGenerator`; the descriptor
 is the frozen normalised VGG-19 of the optimisation engine, and the losses
 are the engine's (:mod:`jtex.objective`):
@@ -15,6 +19,10 @@ are the engine's (:mod:`jtex.objective`):
 * ``multiscale``: Snelgrove's objective (pool1 + relu3_2, Gram / (C H W),
   summed over a 4-octave Gaussian pyramid of each sample), which the original
   authors never paired with a generator.
+
+A stylisation network (``content_dir`` set) also takes a photo, average-pooled
+to every scale beside the noise, and its loss adds ``content_weight`` times the
+mean squared difference of relu4_2 maps of output and photo (see :func:`_loss_fn`).
 
 Samples are seen on the torus (circular VGG padding and pyramid), as the
 generator's circular convolutions make them; exemplars with 'same' padding.
@@ -31,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,93 +47,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtex import figures, generators, image, objective, training, weights
-from jtex.config import SynthConfig
 from jtex.errors import JtexError
-from jtex.generators import NORMS
+from jtex.texnet_config import LOSSES, PAPER_LAYERS, TexNetConfig
 
-LOSSES = ("gatys", "multiscale")
+__all__ = ["LOSSES", "PAPER_LAYERS", "TexNet", "TexNetConfig", "load", "sample", "stylize", "train"]
+
 KIND = "texture_net"
-PAPER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-
-
-@dataclass(frozen=True)
-class TexNetConfig:
-    """Everything that decides what a training run computes (``save_every`` and ``steps`` aside)."""
-
-    source: str = ""
-    size: int = 256  # training samples are size x size
-    batch: int = 16
-    steps: int = 1500
-    lr: float = 0.1
-    lr_decay: float = 0.8
-    decay_every: int = 300
-    loss: str = "gatys"
-    norm: str = "batch"
-    scales: int = 6
-    channels: int = 8
-    noise_depth: int = 3
-    exemplar_size: int = 256  # the exemplar's longer side is resized to this
-    seed: int = 0
-    save_every: int = 100
-    calibration_batches: int = 8
-    normalize_gradients: bool = True  # v1's -normalize_gradients: each layer's gradient L1-normalised
-    weights: str = weights.DEFAULT
-
-    PRESETS = {
-        "paper": {},
-        # 128^2, batch 4, 400 steps (lr x0.8 every 150): about 18 minutes on 2 CPU cores (2.4-2.7 s a step).
-        "quick": {"size": 128, "batch": 4, "steps": 400, "decay_every": 150, "save_every": 50},
-    }
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> TexNetConfig:
-        if name not in cls.PRESETS:
-            raise JtexError(f"unknown preset {name!r}; use one of {', '.join(cls.PRESETS)}")
-        return cls(**{**cls.PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}).validate()
-
-    def validate(self) -> TexNetConfig:
-        m = 2 ** (self.scales - 1)
-        checks = [
-            (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
-            (self.norm in NORMS, f"--norm must be one of {', '.join(NORMS)}, got {self.norm!r}"),
-            (1 <= self.scales <= 8, f"--scales must be 1..8, got {self.scales}"),
-            (self.size >= m and self.size % m == 0, f"--size must be a multiple of {m} ({self.scales} scales)"),
-            (self.size <= 1024, f"--size {self.size} is over 1024; train smaller, sample at any size"),
-            (self.batch >= 1 and self.steps >= 1, "--batch and --steps must be at least 1"),
-            (self.save_every >= 1 and self.decay_every >= 1, "--save-every and decay_every must be at least 1"),
-            (np.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}"),
-            (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
-            (32 <= self.exemplar_size <= 4096, f"--exemplar-size must be 32..4096, got {self.exemplar_size}"),
-            (self.channels >= 1 and self.noise_depth >= 1, "channels and noise_depth must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise JtexError(message)
-        if self.loss == "multiscale" and self.size < 64:
-            raise JtexError("--loss multiscale needs --size 64 or more (4 octaves)")
-        return self
-
-    def settings(self) -> dict:
-        """What the run folder compares on reuse (``steps``/``save_every`` may change: more steps continue)."""
-        d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if k not in ("steps", "save_every")}
-
-    def generator(self) -> generators.PyramidGenerator:
-        return generators.PyramidGenerator(self.scales, self.channels, norm=self.norm)
-
-    def synth_config(self) -> SynthConfig:
-        """The engine's settings for this loss (see the module docstring); samples are seen as tiles."""
-        if self.loss == "gatys":
-            from jtex import vgg
-
-            w = tuple(1.0 / vgg.channels(layer) ** 2 for layer in PAPER_LAYERS)
-            kw = dict(layers=PAPER_LAYERS, layer_weights=w, octaves=1)
-        else:
-            kw = dict(layers=(2, 7), octaves=4)
-        return SynthConfig(
-            sources=(self.source,), output_width=self.size, output_height=self.size, gram="snelgrove",
-            padding="same", tile=True, weights=self.weights, **kw,
-        ).validate()  # fmt: skip
 
 
 class TrainState(NamedTuple):
@@ -158,17 +84,21 @@ def schedule(cfg: TexNetConfig):
     return optax.exponential_decay(cfg.lr, cfg.decay_every, cfg.lr_decay, staircase=True)
 
 
-@jax.custom_vjp
-def _l1_normalised_gradient(f):
-    """Identity whose backward pass divides the gradient by its L1 norm (+1e-8), as v1's TextureLoss does."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _l1_normalised_gradient(f, scale: float):
+    """Identity whose backward pass rescales the gradient to L1 norm ``scale`` (v1's TextureLoss: 1, +1e-8)."""
     return f
 
 
-_l1_normalised_gradient.defvjp(lambda f: (f, None), lambda _, g: (g / (jnp.sum(jnp.abs(g)) + 1e-8),))
+_l1_normalised_gradient.defvjp(
+    lambda f, scale: (f, None), lambda scale, _, g: (scale * g / (jnp.sum(jnp.abs(g)) + 1e-8),)
+)
+
+CONTENT_LAYER = "relu4_2"
 
 
 def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
-    """Per-sample texture loss (N, H, W, 3) -> (N,), the engine's statistics and targets.
+    """Per-sample losses ``(x, content) -> (texture (N,), content (N,))``, the engine's statistics and targets.
 
     With ``normalize_gradients`` (the authors' v1 default) the gradient each
     layer's Gram term sends into its feature map is L1-normalised before it
@@ -176,44 +106,68 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     without it relu1_1 outweighs relu4_1 and relu5_1 by 3 to 5 orders of
     magnitude (measured on the brick) and the generator learns fine statistics only.
     The loss value is unchanged.
+
+    Stylisation (``content`` given, photos (N, H, W, 3)): the mean squared
+    difference of the relu4_2 maps of ``x`` and of the photo, times
+    ``content_weight``, seen with the same padding. With ``normalize_gradients``
+    its gradient is rescaled to L1 norm ``content_weight`` (the texture layers
+    have 1 each), so the weight means the same whatever the network's scale; v1
+    did not normalise its content term, so its weights (style 1e3, content
+    0.6-0.8, unnormalised Caffe VGG) do not carry over.
     """
     from jtex import pyramid, stats, vgg
 
     scfg = cfg.synth_config()
     targets = objective.targets(vgg_params, [exemplar], scfg, separate=False)
     spec = objective.output_spec(scfg)
-    norm = _l1_normalised_gradient if cfg.normalize_gradients else (lambda f: f)
 
-    def loss(x):
-        total = 0.0
+    def norm(f, scale=1.0):
+        return _l1_normalised_gradient(f, scale) if cfg.normalize_gradients else f
+
+    def loss(x, content=None):
+        texture = content_term = 0.0
         for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
-            feats = vgg.features(vgg_params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
+            want = spec.layers + ((CONTENT_LAYER,) if content is not None and o == 0 else ())
+            feats = vgg.features(vgg_params, level, want, padding=spec.vgg_padding, pooling=spec.pooling)
             for l, name in enumerate(spec.layers):
                 g = stats.gram(norm(feats[name]), norm=spec.gram)
-                total = total + spec.weights[l] * stats.gram_distance(g, targets[o][l], norm=spec.gram)
-        return total
+                texture = texture + spec.weights[l] * stats.gram_distance(g, targets[o][l], norm=spec.gram)
+            if content is not None and o == 0:
+                target = vgg.features(vgg_params, content, (CONTENT_LAYER,), padding=spec.vgg_padding,
+                                      pooling=spec.pooling)[CONTENT_LAYER]  # fmt: skip
+                f = norm(feats[CONTENT_LAYER], cfg.content_weight)
+                diff = f - jax.lax.stop_gradient(target)
+                content_term = cfg.content_weight * jnp.mean(diff * diff, axis=(1, 2, 3))
+        return texture, content_term * jnp.ones(x.shape[0])
 
     return loss
 
 
-def make_step(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
-    """The jitted train step ``(state, key) -> (state, metrics)`` and the optimiser."""
+def make_step(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray, photos=None):
+    """The train step ``(state, key) -> (state, metrics)`` (one jitted call) and the optimiser.
+
+    A stylisation config takes its photo crops from ``photos`` (a
+    :class:`jtex.photos.PhotoSet`), drawn on the host from the step's key.
+    """
     import optax
 
     model, texture = cfg.generator(), _loss_fn(cfg, vgg_params, exemplar)
     tx = _optimizer(cfg)
 
-    def loss_fn(params, batch_stats, noise):
+    def loss_fn(params, batch_stats, noise, content):
         out, upd = model.apply(
-            {"params": params, "batch_stats": batch_stats}, noise, train=True, mutable=["batch_stats"]
+            {"params": params, "batch_stats": batch_stats}, noise, content, train=True, mutable=["batch_stats"]
         )
         x = generators.to_image(out)
-        return jnp.mean(texture(x)), (upd.get("batch_stats", {}), x)
+        tex, con = texture(x, content)
+        return jnp.mean(tex + con), (upd.get("batch_stats", {}), x, jnp.mean(con))
 
     @jax.jit
-    def step(state: TrainState, key):
+    def jitted(state: TrainState, key, content):
         noise = generators.draw_noise(key, cfg.batch, cfg.size, cfg.size, scales=cfg.scales, depth=cfg.noise_depth)
-        (loss, (stats, x)), g = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats, noise)
+        (loss, (stats, x, con)), g = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, noise, content
+        )
         updates, opt_state = tx.update(g, state.opt_state, state.params)
         metrics = {
             "loss": loss,
@@ -221,32 +175,48 @@ def make_step(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
             "clipped": jnp.mean((x < 0) | (x > 1)),
             "grad_norm": jnp.sqrt(sum(jnp.sum(a * a) for a in jax.tree.leaves(g))),
         }
+        if content is not None:
+            metrics["content_loss"] = con
         return TrainState(state.step + 1, optax.apply_updates(state.params, updates), stats, opt_state), metrics
 
+    def step(state: TrainState, key):
+        return jitted(state, key, _content_batch(cfg, photos, key))
+
     return step, tx
+
+
+def _content_batch(cfg: TexNetConfig, photos, key, n: int | None = None):
+    """The step's photo crops (a stylisation config), or None."""
+    if not cfg.stylization:
+        return None
+    if photos is None:
+        raise JtexError("a stylisation network trains on photos: give --content-dir")
+    return photos.batch(key, n or cfg.batch, cfg.size)
 
 
 def init_state(cfg: TexNetConfig, tx) -> TrainState:
     key = jax.random.fold_in(jax.random.key(cfg.seed), 0)
     noise = generators.draw_noise(key, 1, cfg.size, cfg.size, scales=cfg.scales, depth=cfg.noise_depth)
-    v = cfg.generator().init(jax.random.fold_in(key, 1), noise, train=False)
+    content = jnp.zeros((1, cfg.size, cfg.size, 3)) if cfg.stylization else None
+    v = cfg.generator().init(jax.random.fold_in(key, 1), noise, content, train=False)
     params, stats = v["params"], v.get("batch_stats", {})
     return TrainState(jnp.zeros((), jnp.int32), params, stats, tx.init(params))
 
 
-def calibrate(cfg: TexNetConfig, variables: dict, key, batches: int) -> dict:
+def calibrate(cfg: TexNetConfig, variables: dict, key, batches: int, photos=None) -> dict:
     """Batch-norm running statistics recomputed with the final weights (mean over ``batches`` batches)."""
     if cfg.norm != "batch" or batches < 1:
         return variables
     exact = cfg.generator().clone(momentum=0.0)  # running stats := this batch's
 
     @jax.jit
-    def batch_stats(k):
+    def batch_stats(k, content):
         noise = generators.draw_noise(k, cfg.batch, cfg.size, cfg.size, scales=cfg.scales, depth=cfg.noise_depth)
-        _, upd = exact.apply(variables, noise, train=True, mutable=["batch_stats"])
+        _, upd = exact.apply(variables, noise, content, train=True, mutable=["batch_stats"])
         return upd["batch_stats"]
 
-    stats = [batch_stats(jax.random.fold_in(key, i)) for i in range(batches)]
+    keys = [jax.random.fold_in(key, i) for i in range(batches)]
+    stats = [batch_stats(k, _content_batch(cfg, photos, k)) for k in keys]
     mean = jax.tree.map(lambda *a: jnp.mean(jnp.stack(a), axis=0), *stats)
     return {**variables, "batch_stats": mean}
 
@@ -263,7 +233,8 @@ def train(
     """Train a generator into ``output_dir`` (resuming a run there); returns the :class:`TexNet`.
 
     Args:
-      cfg: the settings (see :meth:`TexNetConfig.preset`); ``cfg.source`` names the exemplar file.
+      cfg: the settings (see :meth:`TexNetConfig.preset`); ``cfg.source`` names the exemplar file,
+        ``cfg.content_dir`` (if set) the folder of training photos of a stylisation network.
       output_dir: the run folder; running again with the same settings resumes
         (with more ``steps``, training goes on).
       exemplar: an (H, W, 3) array to use instead of ``cfg.source``.
@@ -279,19 +250,28 @@ def train(
     else:
         wmeta = {"name": "caller's parameters", "npz_sha256": weights.content_digest(vgg_params)}
     settings = cfg.settings() | {"exemplar_sha256": _digest(ex), "weights_sha256": wmeta.get("npz_sha256")}
+    photos = None
+    if cfg.stylization:
+        from jtex.photos import PhotoSet
+
+        photos = PhotoSet.load(cfg.content_dir, cfg.size, progress=progress)
+        settings |= {"content_sha256": photos.digest(), "content_photos": len(photos)}
     run = rundir.RunDir(output_dir, settings, seed=cfg.seed, weights=wmeta, overwrite=overwrite)
     try:
         if run.finished and run.read_result().get("steps", 0) >= cfg.steps:
             return load(output_dir)
         (run.path / "result.json").unlink(missing_ok=True)  # more steps: the run goes on
         run.save_image("exemplar.png", ex)
-        step, tx = make_step(cfg, vgg_params, ex)
+        step, tx = make_step(cfg, vgg_params, ex, photos)
         model = cfg.generator()
         preview_key = jax.random.fold_in(jax.random.key(cfg.seed), 2)
+        shown = _content_batch(cfg, photos, preview_key, 4)
 
         def preview(state):
             v = {"params": state.params, "batch_stats": state.batch_stats}
-            return list(np.asarray(_sample_fn(model, 4, cfg.size, cfg.size, cfg.noise_depth)(v, preview_key)))
+            out = _generate_fn(model, 4, cfg.size, cfg.size, cfg.noise_depth)(v, preview_key, shown)
+            # a row of samples; or the photos above what the network makes of them
+            return figures.contact_sheet(([] if shown is None else list(shown)) + list(np.asarray(out)), columns=4)
 
         meta = {"kind": KIND, "config": dataclasses.asdict(cfg)}
         state, seconds = training.fit(
@@ -301,13 +281,12 @@ def train(
         )  # fmt: skip
         variables = calibrate(
             cfg, {"params": state.params, "batch_stats": state.batch_stats},
-            jax.random.fold_in(jax.random.key(cfg.seed), 4), cfg.calibration_batches,
+            jax.random.fold_in(jax.random.key(cfg.seed), 4), cfg.calibration_batches, photos,
         )  # fmt: skip
         final = TrainState(state.step, variables["params"], variables.get("batch_stats", {}), state.opt_state)
         run.checkpoint(int(state.step), {**meta, "step": int(state.step), "calibrated": True}, final)
         net = TexNet(cfg, variables)
-        sheet = sample(net, jax.random.key(cfg.seed), (4, cfg.size, cfg.size))
-        run.save_image("samples.png", figures.contact_sheet(list(sheet)))
+        run.save_image("samples.png", preview(final))
         m = run.metrics()
         run.write_result(
             {
@@ -316,6 +295,7 @@ def train(
                 "final_loss": m[-1]["loss"] if m else None,
                 "seconds": round(sum(r.get("seconds", 0) for r in _last_per_session(m)), 2) or round(seconds, 2),
                 "parameters": int(sum(np.size(a) for a in jax.tree.leaves(variables["params"]))),
+                "stylization": cfg.stylization,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
         )
@@ -369,11 +349,13 @@ def _optimizer(cfg):
 
 
 @functools.lru_cache(maxsize=32)
-def _sample_fn(model, count: int, height: int, width: int, depth: int):
+def _generate_fn(model, count: int, height: int, width: int, depth: int):
+    """Jitted ``(variables, key, content or None) -> (count, height, width, 3)`` images in [0, 1]."""
+
     @jax.jit
-    def fn(variables, key):
+    def fn(variables, key, content):
         noise = generators.draw_noise(key, count, height, width, scales=model.scales, depth=depth)
-        out = model.apply(variables, noise, train=False)
+        out = model.apply(variables, noise, content, train=False)
         return jnp.clip(generators.to_image(out), 0.0, 1.0)
 
     return fn
@@ -385,9 +367,39 @@ def sample(model: TexNet, key: jax.Array, shape: tuple[int, int, int]) -> np.nda
     H and W are multiples of ``2 ** (scales - 1)``; sample i uses noise from
     ``fold_in(key, i)`` alone, so it does not depend on N or on the other samples.
     """
+    if model.config.stylization:
+        raise JtexError("this is a stylisation network: it turns photos into images (jtex stylize), it does not sample")
     n, h, w = (int(v) for v in shape)
     m = 2 ** (model.config.scales - 1)
     if n < 1 or h < m or w < m or h % m or w % m:
         raise JtexError(f"sample size {w}x{h} (count {n}): use a count >= 1 and sides that are multiples of {m}")
-    fn = _sample_fn(model.config.generator(), n, h, w, model.config.noise_depth)
-    return np.asarray(fn(model.variables, key))
+    fn = _generate_fn(model.config.generator(), n, h, w, model.config.noise_depth)
+    return np.asarray(fn(model.variables, key, None))
+
+
+def stylize(model: TexNet, photo: np.ndarray, key: jax.Array, *, max_side: int | None = 1024) -> np.ndarray:
+    """A photo (H, W, 3) in [0, 1] through a stylisation network: (H', W', 3) float32 in [0, 1].
+
+    The photo keeps its size (H' x W' = H x W) unless its longer side is over
+    ``max_side``, then it is shrunk to that first. The network needs sides
+    that are multiples of ``2 ** (scales - 1)`` and sees its input as a torus,
+    so the photo is mirrored outwards by at least that many pixels on every
+    side, run through, and the result cropped back: the wrap-around falls in
+    the mirrored margin, not across the picture. ``key`` draws the noise.
+    """
+    from jtex import image
+
+    cfg = model.config
+    if not cfg.stylization:
+        raise JtexError("this is a texture network (trained without --content-dir): sample it with jtex sample")
+    x = image.from_array(photo)
+    if max_side is not None and max(x.shape[:2]) > max_side:
+        x = image.resize(x, scale=max_side / max(x.shape[:2]))
+    h, w = x.shape[:2]
+    m = 2 ** (cfg.scales - 1)
+    big_h, big_w = -(-(h + 2 * m) // m) * m, -(-(w + 2 * m) // m) * m
+    top, left = (big_h - h) // 2, (big_w - w) // 2
+    padded = np.pad(x, ((top, big_h - h - top), (left, big_w - w - left), (0, 0)), mode="symmetric")
+    fn = _generate_fn(cfg.generator(), 1, big_h, big_w, cfg.noise_depth)
+    out = fn(model.variables, key, jnp.asarray(padded[None]))
+    return np.asarray(out[0, top : top + h, left : left + w])

@@ -47,7 +47,7 @@ def fit(
     key: jax.Array,
     steps: int,
     save_every: int,
-    preview: Callable[[Any], list[np.ndarray]] | None = None,
+    preview: Callable[[Any], np.ndarray] | None = None,
     meta: dict | None = None,
     warmup: int = 100,
     lr: Callable[[int], float] | None = None,
@@ -64,7 +64,7 @@ def fit(
       key: the run's training key; step s uses ``fold_in(key, s)``.
       steps: train until ``state.step == steps``.
       save_every: checkpoint, sheet and curve every this many steps (and at the end).
-      preview: state -> images for the sample sheet.
+      preview: state -> the sample sheet, an (H, W, 3) image (e.g. :func:`jtex.figures.contact_sheet`).
       meta: JSON-able metadata stored with every checkpoint (e.g. the config).
       warmup: steps before the collapse check starts (outputs start near constant).
       lr: step -> learning rate, logged beside the metrics.
@@ -133,5 +133,5 @@ def _save(run_dir, state, meta, records, preview):
     arrays = jax.tree.map(np.asarray, state)
     run_dir.checkpoint(step, {**(meta or {}), "step": step}, arrays)
     if preview is not None:
-        run_dir.save_image(f"samples/step_{step:06d}.png", figures.contact_sheet(preview(state)))
+        run_dir.save_image(f"samples/step_{step:06d}.png", preview(state))
     figures.plot_loss(run_dir.path / "loss.png", run_dir.metrics())

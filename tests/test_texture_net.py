@@ -214,6 +214,106 @@ def test_each_layers_gradient_is_l1_normalised():
     # whatever the term's scale, and the forward value is untouched.
     f = jax.random.normal(jax.random.key(0), (2, 4, 4, 3))
     for scale in (1e-6, 1.0, 1e4):
-        g = jax.grad(lambda f: scale * jnp.sum(texture_net._l1_normalised_gradient(f) ** 2))(f)
+        g = jax.grad(lambda f: scale * jnp.sum(texture_net._l1_normalised_gradient(f, 1.0) ** 2))(f)
         assert float(jnp.sum(jnp.abs(g))) == pytest.approx(1.0, rel=1e-3)  # the +1e-8 shows at 1e-6
-    np.testing.assert_array_equal(np.asarray(texture_net._l1_normalised_gradient(f)), np.asarray(f))
+    np.testing.assert_array_equal(np.asarray(texture_net._l1_normalised_gradient(f, 1.0)), np.asarray(f))
+    # The content term's gradient is rescaled to its weight instead.
+    g = jax.grad(lambda f: 1e3 * jnp.mean(texture_net._l1_normalised_gradient(f, 2.5) ** 2))(f)
+    assert float(jnp.sum(jnp.abs(g))) == pytest.approx(2.5, rel=1e-4)
+
+
+# --- stylisation (--content-dir) ---
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    from jtex import image
+
+    d = tmp_path_factory.mktemp("photos")
+    image.save(d / "a.png", image.load(EXAMPLES / "photos" / "chelsea.jpg", width=96))  # 96 x 64
+    image.save(d / "b.png", image.load(EXAMPLES / "hubble_deep_field.jpg", width=48))  # 48 x 48
+    (d / "notes.txt").write_text("not an image, not listed")
+    return d
+
+
+def test_photo_set_crops_are_seeded_and_inside_the_photos(photo_dir):
+    from jtex.photos import PhotoSet
+
+    photos = PhotoSet.load(photo_dir, 40)
+    assert len(photos) == 2 and [min(p.shape[:2]) for p in photos.photos] == [40, 40]
+    a = photos.batch(jax.random.key(3), 6, 32)
+    assert a.shape == (6, 32, 32, 3) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, photos.batch(jax.random.key(3), 6, 32))
+    assert np.abs(a - photos.batch(jax.random.key(4), 6, 32)).mean() > 1e-3
+    assert photos.digest() == PhotoSet.load(photo_dir, 40).digest() != PhotoSet.load(photo_dir, 48).digest()
+
+
+def test_photo_set_skips_unreadable_files_and_refuses_empty_folders(tmp_path, photo_dir, capsys):
+    import shutil
+
+    from jtex.photos import PhotoSet
+
+    shutil.copy(photo_dir / "a.png", tmp_path / "a.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    assert len(PhotoSet.load(tmp_path, 32)) == 1
+    assert "skipped 1 unreadable file(s)" in capsys.readouterr().err
+    (tmp_path / "a.png").unlink()
+    with pytest.raises(JtexError, match="none of its 1 image files can be read"):
+        PhotoSet.load(tmp_path, 32)
+    with pytest.raises(JtexError, match="not a folder"):
+        PhotoSet.load(tmp_path / "broken.jpg", 32)
+
+
+@pytest.fixture(scope="module")
+def stylist(tmp_path_factory, tiny_vgg, photo_dir):
+    out = tmp_path_factory.mktemp("stylist")
+    cfg = texture_net.TexNetConfig(**TINY, steps=3, content_dir=str(photo_dir), content_weight=2.0)
+    return out, texture_net.train(cfg, out, vgg_params=tiny_vgg, progress=False)
+
+
+def test_a_stylisation_network_trains_on_photos_and_keeps_their_size(stylist):
+    out, net = stylist
+    m = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["content_loss"] > 0 for r in m) and all(r["loss"] > r["content_loss"] for r in m)
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["content_photos"] == 2 and len(settings["content_sha256"]) == 64
+    photo = np.random.default_rng(0).random((30, 45, 3), dtype=np.float32)  # not a multiple of 4
+    a = texture_net.stylize(net, photo, jax.random.key(0))
+    assert a.shape == (30, 45, 3) and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, texture_net.stylize(texture_net.load(out), photo, jax.random.key(0)))
+    assert texture_net.stylize(net, photo, jax.random.key(0), max_side=20).shape == (13, 20, 3)
+    # The photo drives the output: another photo, another image.
+    assert np.abs(a - texture_net.stylize(net, photo[::-1], jax.random.key(0))).mean() > 1e-4
+
+
+def test_sample_and_stylize_refuse_the_other_kind_of_network(stylist, trained):
+    with pytest.raises(JtexError, match="stylisation network.*jtex stylize"):
+        texture_net.sample(stylist[1], jax.random.key(0), (1, 32, 32))
+    with pytest.raises(JtexError, match="texture network.*jtex sample"):
+        texture_net.stylize(trained[1], np.zeros((32, 32, 3), np.float32), jax.random.key(0))
+
+
+def test_stylisation_needs_its_photos(stylist, tiny_vgg, tmp_path):
+    cfg = texture_net.TexNetConfig(**TINY, steps=3, content_dir=str(tmp_path / "missing"))
+    with pytest.raises(JtexError, match="not a folder"):
+        texture_net.train(cfg, tmp_path / "run", vgg_params=tiny_vgg, progress=False)
+    with pytest.raises(JtexError, match="--content-weight must be"):
+        texture_net.TexNetConfig(content_weight=-1.0).validate()
+    assert texture_net.TexNetConfig.preset("paper", content_dir="x").batch == 4
+    assert texture_net.TexNetConfig.preset("paper", content_dir="x").steps == 3000
+    assert texture_net.TexNetConfig.preset("paper").batch == 16
+
+
+def test_cli_trains_a_stylisation_network_and_stylizes(tmp_path, photo_dir):
+    from jtex import cli, image
+
+    run = tmp_path / "run"
+    argv = ["train-texnet", "-s", TINY["source"], "--content-dir", str(photo_dir), "--output-dir", str(run),
+            "--size", "32", "--scales", "3", "--batch", "1", "--steps", "1", "--exemplar-size", "64", "-q"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert cli.main(["stylize", str(run), str(photo_dir), "--output-dir", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.png", "b.png"]
+    assert image.load(tmp_path / "o" / "a.png").shape == (64, 96, 3)
+    assert cli.main(["sample", str(run), "--output-dir", str(tmp_path / "s")]) == 1
+    bad = argv[:4] + [str(tmp_path / "nowhere")] + argv[5:]
+    assert cli.main(bad) == 1

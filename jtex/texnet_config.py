@@ -1,0 +1,116 @@
+"""The settings of a Texture Networks training run (:mod:`jtex.texture_net`): presets, checks, losses' layers.
+
+:class:`TexNetConfig` decides everything a run computes; a run folder stores
+it (``config.json``, and in every checkpoint's metadata) and refuses other
+settings on reuse (``steps`` and ``save_every`` aside: more steps go on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from jtex import generators, weights
+from jtex.config import SynthConfig
+from jtex.errors import JtexError
+from jtex.generators import NORMS
+
+LOSSES = ("gatys", "multiscale")
+PAPER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class TexNetConfig:
+    """Everything that decides what a training run computes (``save_every`` and ``steps`` aside)."""
+
+    source: str = ""
+    size: int = 256  # training samples are size x size
+    batch: int = 16
+    steps: int = 1500
+    lr: float = 0.1
+    lr_decay: float = 0.8
+    decay_every: int = 300
+    loss: str = "gatys"
+    norm: str = "batch"
+    scales: int = 6
+    channels: int = 8
+    noise_depth: int = 3
+    exemplar_size: int = 256  # the exemplar's longer side is resized to this
+    seed: int = 0
+    save_every: int = 100
+    calibration_batches: int = 8
+    normalize_gradients: bool = True  # v1's -normalize_gradients: each layer's gradient L1-normalised
+    weights: str = weights.DEFAULT
+    content_dir: str = ""  # a folder of photos: train a stylisation network (the exemplar is the style)
+    content_weight: float = 2.0  # the relu4_2 content term's pull, against 1 per texture layer
+
+    PRESETS = {
+        "paper": {},
+        # 128^2, batch 4, 400 steps (lr x0.8 every 150): about 18 minutes on 2 CPU cores (2.4-2.7 s a step).
+        "quick": {"size": 128, "batch": 4, "steps": 400, "decay_every": 150, "save_every": 50},
+    }
+    # With --content-dir: the v1 stylisation script's batch 4 and 3000 steps.
+    STYLE_PRESETS = {"paper": {"batch": 4, "steps": 3000}, "quick": {}}
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> TexNetConfig:
+        if name not in cls.PRESETS:
+            raise JtexError(f"unknown preset {name!r}; use one of {', '.join(cls.PRESETS)}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        style = cls.STYLE_PRESETS[name] if given.get("content_dir") else {}
+        return cls(**{**cls.PRESETS[name], **style, **given}).validate()
+
+    def validate(self) -> TexNetConfig:
+        m = 2 ** (self.scales - 1)
+        checks = [
+            (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
+            (self.norm in NORMS, f"--norm must be one of {', '.join(NORMS)}, got {self.norm!r}"),
+            (1 <= self.scales <= 8, f"--scales must be 1..8, got {self.scales}"),
+            (self.size >= m and self.size % m == 0, f"--size must be a multiple of {m} ({self.scales} scales)"),
+            (self.size <= 1024, f"--size {self.size} is over 1024; train smaller, sample at any size"),
+            (self.batch >= 1 and self.steps >= 1, "--batch and --steps must be at least 1"),
+            (self.save_every >= 1 and self.decay_every >= 1, "--save-every and decay_every must be at least 1"),
+            (np.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}"),
+            (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
+            (32 <= self.exemplar_size <= 4096, f"--exemplar-size must be 32..4096, got {self.exemplar_size}"),
+            (self.channels >= 1 and self.noise_depth >= 1, "channels and noise_depth must be at least 1"),
+            (
+                np.isfinite(self.content_weight) and self.content_weight >= 0,
+                f"--content-weight must be a number >= 0, got {self.content_weight}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise JtexError(message)
+        if self.loss == "multiscale" and self.size < 64:
+            raise JtexError("--loss multiscale needs --size 64 or more (4 octaves)")
+        return self
+
+    def settings(self) -> dict:
+        """What the run folder compares on reuse (``steps``/``save_every`` may change: more steps continue)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in ("steps", "save_every")}
+
+    @property
+    def stylization(self) -> bool:
+        """A stylisation network (photo + noise in), not a texture network (noise in)."""
+        return bool(self.content_dir)
+
+    def generator(self) -> generators.PyramidGenerator:
+        return generators.PyramidGenerator(self.scales, self.channels, norm=self.norm)
+
+    def synth_config(self) -> SynthConfig:
+        """The engine's settings for this loss (see the module docstring); samples are seen as tiles."""
+        if self.loss == "gatys":
+            from jtex import vgg
+
+            w = tuple(1.0 / vgg.channels(layer) ** 2 for layer in PAPER_LAYERS)
+            kw = dict(layers=PAPER_LAYERS, layer_weights=w, octaves=1)
+        else:
+            kw = dict(layers=(2, 7), octaves=4)
+        return SynthConfig(
+            sources=(self.source,), output_width=self.size, output_height=self.size, gram="snelgrove",
+            padding="same", tile=True, weights=self.weights, **kw,
+        ).validate()  # fmt: skip
