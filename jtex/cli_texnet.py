@@ -17,7 +17,7 @@ def train_parser() -> argparse.ArgumentParser:
         prog="jtex train-texnet",
         description="Train a Texture Networks generator (Ulyanov et al. 2016) on one exemplar; "
         "rerunning the command resumes it. Presets: paper (256², batch 16, 1500 steps, lr 0.1 x0.8 "
-        "every 300: for a GPU) and quick (128², batch 4, 400 steps: 2 CPU cores in about 18 minutes).",
+        "every 300: for a GPU) and quick (128², batch 4, 400 steps: 2 CPU cores in about 7 minutes).",
     )
     a = p.add_argument
     a("-s", "--source", required=True, help="the exemplar image")

@@ -48,7 +48,7 @@ class TexNetConfig:
 
     PRESETS = {
         "paper": {},
-        # 128^2, batch 4, 400 steps (lr x0.8 every 150): about 18 minutes on 2 CPU cores (2.4-2.7 s a step).
+        # 128^2, batch 4, 400 steps (lr x0.8 every 150): about 7 minutes on 2 CPU cores (1.1 s a step).
         "quick": {"size": 128, "batch": 4, "steps": 400, "decay_every": 150, "save_every": 50},
     }
     # With --content-dir: the v1 stylisation script's batch 4 and 3000 steps.
