@@ -72,6 +72,14 @@ def cmd_train(argv):
     )
 
 
+def _output_folder(path: str) -> Path:
+    """``--output-dir`` checked before any work: a folder, or a path where one can be made."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise JtexError(f"--output-dir {out} is a file; name a folder")
+    return out
+
+
 def sample_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jtex sample", description="Sample textures from a trained generator.")
     a = p.add_argument
@@ -88,6 +96,7 @@ def cmd_sample(argv):
     w, h = args.size
     if args.count < 1 or args.count > 1024:
         raise JtexError(f"--count must be 1..1024, got {args.count}")
+    out = _output_folder(args.output_dir)
     import time
 
     import jax
@@ -98,9 +107,6 @@ def cmd_sample(argv):
     t = time.perf_counter()
     images = texture_net.sample(model, jax.random.key(args.seed), (args.count, h, w))
     seconds = time.perf_counter() - t
-    out = Path(args.output_dir)
-    if out.exists() and not out.is_dir():
-        raise JtexError(f"--output-dir {out} is a file; name a folder")
     out.mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(images):
         image.save(out / f"sample_{i:03d}.png", im)
@@ -125,9 +131,7 @@ def cmd_stylize(argv):
     args = stylize_parser().parse_args(argv)
     if not 32 <= args.max_size <= 8192:
         raise JtexError(f"--max-size must be 32..8192, got {args.max_size}")
-    out = Path(args.output_dir)
-    if out.exists() and not out.is_dir():
-        raise JtexError(f"--output-dir {out} is a file; name a folder")
+    out = _output_folder(args.output_dir)
     import time
 
     import jax
