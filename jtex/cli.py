@@ -1,5 +1,6 @@
 """Command line: ``jtex synth ...`` (also plain ``python run.py ...``), ``jtex weights ...``,
-``jtex train-texnet ...``, ``jtex sample ...`` and ``jtex stylize ...`` (see :mod:`jtex.cli_texnet`).
+``jtex train-texnet ...``, ``jtex sample ...`` and ``jtex stylize ...`` (see :mod:`jtex.cli_texnet`),
+``jtex metrics ...`` (see :mod:`jtex.cli_metrics`).
 
 Synthesis flags follow Snelgrove's subjective-functions (``-s``, ``-ow``,
 ``-o``, ``-l``, ``-m``, ...). Expected mistakes print one line and exit 1;
@@ -18,7 +19,7 @@ from pathlib import Path
 from jtex.errors import JtexError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SUBCOMMANDS = ("synth", "weights", "features", "train-texnet", "sample", "stylize")
+SUBCOMMANDS = ("synth", "weights", "features", "train-texnet", "sample", "stylize", "metrics")
 
 
 def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
@@ -257,9 +258,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "synth"
     try:
-        from jtex import cli_texnet
+        from jtex import cli_metrics, cli_texnet
 
-        commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features, **cli_texnet.COMMANDS}
+        commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features}
+        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS
         commands[command](argv)
     except JtexError as e:
         print(f"jtex: error: {e}", file=sys.stderr)
