@@ -58,6 +58,7 @@ def minimize_box(
     ftol: float,
     maxcor: int = 10,
     maxls: int = 20,
+    first_step: float | None = None,
     callback: Callable[[np.ndarray, float], None] | None = None,
 ) -> BoxResult:
     """Minimise ``fg(x) -> (f, grad)`` over ``lo <= x <= hi`` (the same box for every variable).
@@ -66,7 +67,20 @@ def minimize_box(
     Stops after ``maxiter`` iterations, or when
     ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol`` (scipy's rule);
     the projected-gradient test is off (``gtol = 0``), as jtex always ran it.
+
+    ``first_step``: the root-mean-square change of the variables that the
+    first iteration tries; None: scipy's. On a box, L-BFGS-B's first trial is
+    ``x - g`` (projected), so it depends on the units of ``f``: for a texture
+    loss whose gradient is tiny per pixel it barely moves, and the line search
+    then spends evaluations extrapolating. With ``first_step`` the problem is
+    solved in ``y = x / s``, ``s² = first_step / rms(g(x0))``, which makes the
+    first trial ``first_step`` long per variable; the later iterates do not
+    depend on ``s`` (the initial inverse Hessian is rescaled by ``sᵀy / yᵀy``
+    at every iteration), except through rounding.
     """
+    if first_step is not None:
+        opts = dict(maxiter=maxiter, ftol=ftol, maxcor=maxcor, maxls=maxls, callback=callback)
+        return _scaled(fg, x0, lo, hi, first_step, **opts)
     found = _setulb()
     x = np.clip(np.array(x0, np.float64).ravel(), lo, hi)
     if found is None:
@@ -100,6 +114,24 @@ def minimize_box(
             break
     message = f"{py.status_messages[task[0]]}: {py.task_messages[task[1]]}"
     return BoxResult(x, float(f), nit, nfev, bool(task[0] == 4), message)
+
+
+def _scaled(fg, x0, lo, hi, first_step, *, callback, **options) -> BoxResult:
+    x0 = np.clip(np.array(x0, np.float64).ravel(), lo, hi)
+    first = fg(x0)
+    g0 = np.asarray(first[1], np.float64).ravel()
+    rms = float(np.sqrt(np.mean(g0 * g0)))
+    scale = float(np.sqrt(first_step / rms)) if rms > 0 and np.isfinite(rms) else 1.0
+    y0, cached = x0 / scale, [first]
+
+    def fg_y(y):
+        f, g = cached.pop() if cached and np.array_equal(y, y0) else fg(y * scale)
+        cached.clear()  # the first call is at y0: its evaluation is reused, once
+        return f, np.asarray(g, np.float64).ravel() * scale
+
+    cb = None if callback is None else (lambda y, f: callback(y * scale, f))
+    r = minimize_box(fg_y, y0, lo / scale, hi / scale, callback=cb, **options)
+    return r._replace(x=r.x * scale)  # exactly the point last evaluated
 
 
 def _with_scipy(fg, x, lo, hi, *, maxiter, ftol, maxcor, maxls, callback) -> BoxResult:

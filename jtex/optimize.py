@@ -65,6 +65,13 @@ class Result(NamedTuple):
 # --------------------------------------------------------------------------
 
 
+# L-BFGS-B's first trial on a box is x - g: with a texture loss's tiny per-pixel
+# gradient it barely moves the image and the line search spends evaluations
+# extrapolating. jtex makes the first trial move pixels by this much (RMS, in
+# [0, 1] units) whatever the loss's units (lbfgsb.minimize_box's first_step).
+FIRST_STEP = 0.02
+
+
 def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter):
     shape = x0.shape
     value_and_grad = _compiled(fun, "lbfgs-b", 0.0, tol, bounds).value_and_grad
@@ -91,7 +98,9 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
         return fg(flat)
 
     lo, hi = bounds if bounds is not None else (-np.inf, np.inf)
-    res = lbfgsb.minimize_box(counted, np.asarray(x0), lo, hi, maxiter=max_iter - start_iter, ftol=tol, callback=cb)
+    res = lbfgsb.minimize_box(
+        counted, np.asarray(x0), lo, hi, maxiter=max_iter - start_iter, ftol=tol, first_step=FIRST_STEP, callback=cb
+    )
     x = res.x.reshape(shape).astype(np.float32)
     if np.array_equal(last.get("x"), res.x):
         losses = last["losses"].astype(np.float32)

@@ -160,3 +160,32 @@ def test_fast_lbfgsb_driver_matches_scipy_exactly():
     assert r.message == s.message and not r.success
     fallback = lbfgsb._with_scipy(fg, x0, 0.0, 1.0, maxiter=25, ftol=1e-12, maxcor=10, maxls=20, callback=None)
     np.testing.assert_array_equal(fallback.x, s.x)
+
+
+def test_lbfgsb_first_step_sets_the_first_trial_and_keeps_the_optimum():
+    # first_step: the first trial moves the variables by that much (RMS) whatever the
+    # units of f (here scaled by 1e-4); the box and the minimiser stay the same.
+    from jtex import lbfgsb
+
+    rng = np.random.default_rng(1)
+    a, c = rng.uniform(0.5, 2.0, 2000), rng.uniform(0.2, 0.8, 2000)
+    x0 = rng.uniform(0.3, 0.7, 2000)
+
+    def run(first_step, units):
+        seen = []
+
+        def fg(x):
+            seen.append(x.copy())
+            return units * float((a * (x - c) ** 2).sum()), units * 2 * a * (x - c)
+
+        r = lbfgsb.minimize_box(fg, x0, 0.0, 1.0, maxiter=80, ftol=0.0, first_step=first_step)
+        return r, seen
+
+    for units in (1.0, 1e-4):
+        r, seen = run(0.01, units)
+        assert np.sqrt(np.mean((seen[1] - seen[0]) ** 2)) == pytest.approx(0.01, rel=1e-6)
+        assert r.nfev == len(seen)  # the evaluation at x0 is reused, not repeated
+        np.testing.assert_allclose(r.x, c, atol=1e-5)
+        assert all(s.min() >= -1e-12 and s.max() <= 1 + 1e-12 for s in seen)
+    r_plain, seen_plain = run(None, 1e-4)  # scipy's first trial, x - g: a tiny move at these units
+    assert np.sqrt(np.mean((seen_plain[1] - seen_plain[0]) ** 2)) < 1e-4
