@@ -188,7 +188,19 @@ def part_quality(args):
             }
         )
     ratio = {k: rows[0]["vgg16_swd"][k] / rows[1]["vgg16_swd"][k] for k in rows[0]["vgg16_swd"]}
-    return {"model": args.model, "source": args.source, "rows": rows, "swd_ratio": ratio, "optimisation_s": opt_s}
+    # jtex.metrics (its own VGG-16 SWD at image scales 1, 1/2, 1/4, spectrum, colour, Gram): mean over each
+    # method's images, and the crop / noise baselines of that size.
+    rep = metrics.report(ex, [*np.asarray(samples), *np.asarray(res.images)])
+    keys = [k for k in rep[0] if k not in ("image", "baseline_crop", "baseline_noise")]
+    split = {"texture network": rep[: len(samples)], "optimisation": rep[len(samples) :]}
+    table = {m: {k: float(np.mean([r[k] for r in rs])) for k in keys} for m, rs in split.items()}
+    table["baseline: crop"], table["baseline: noise"] = rep[0]["baseline_crop"], rep[0]["baseline_noise"]
+    out = {"model": args.model, "source": args.source, "rows": rows, "swd_ratio": ratio, "optimisation_s": opt_s}
+    out["steps"] = net.config.steps
+    return out | {
+        "metrics": table,
+        "metrics_ratio": {k: table["texture network"][k] / table["optimisation"][k] for k in keys},
+    }
 
 
 PARTS = {"sample": part_sample, "speedup": part_speedup, "train": part_train, "quality": part_quality}
@@ -228,15 +240,26 @@ def markdown(results: dict) -> str:
                     f"{r['train_minutes']:.0f} |"
                 )
             out.append("")
-        if "quality" in e and "rows" in e["quality"]:
-            q = e["quality"]
+        quality = e.get("quality", {})
+        for stem, q in ({quality["source"]: quality} if "rows" in quality else quality).items():
             layers = list(q["rows"][0]["vgg16_swd"])
+            steps = f", {q['steps']} training steps" if q.get("steps") else ""
+            out.append(f"Quality, {stem} ({q['model']}{steps}), per-layer VGG-16 SWD at 256²:\n")
             out.append("| method | " + " | ".join(f"SWD {k}" for k in layers) + " | fine-band ratio | seam |")
             out.append("|---" * (len(layers) + 3) + "|")
             for r in q["rows"]:
                 cells = " | ".join(f"{r['vgg16_swd'][k]:.3g}" for k in layers)
                 out.append(f"| {r['method']} | {cells} | {r['fine_ratio']:.2f} | {r['seam']:.2f} |")
             out.append("")
+            if "metrics" in q:
+                keys = list(q["metrics_ratio"])
+                out.append(f"`jtex.metrics` for {stem}, mean over each method's images:\n")
+                out.append("| | " + " | ".join(keys) + " |\n" + "|---" * (len(keys) + 1) + "|")
+                for name, row in q["metrics"].items():
+                    out.append(f"| {name} | " + " | ".join(f"{row[k]:.3g}" for k in keys) + " |")
+                ratio = q["metrics_ratio"]
+                out.append("| texture network / optimisation | " + " | ".join(f"{ratio[k]:.2f}" for k in keys) + " |")
+                out.append("")
     return "\n".join(out)
 
 
@@ -266,7 +289,12 @@ def main():
     entry["jax"] = jax.__version__
     for part in args.parts:
         t = time.perf_counter()
-        entry[part] = PARTS[part](args)
+        if part == "quality":  # one entry per exemplar
+            q = entry.get("quality", {})
+            q = {Path(q["source"]).stem: q} if "rows" in q else q
+            entry["quality"] = q | {Path(args.source).stem: PARTS[part](args)}
+        else:
+            entry[part] = PARTS[part](args)
         print(f"[{part}: {time.perf_counter() - t:.0f} s]", flush=True)
         results[device] = entry
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
