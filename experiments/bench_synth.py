@@ -202,15 +202,19 @@ def part_iter(quick):
     return {"rows": rows, "peak_mb": peak_mb()}
 
 
-def _torch_lbfgs(size, model, iters, x0, trace=False):
-    """PyTorch's L-BFGS (strong Wolfe, as in pystiche and neural-style-pt) on the same objective from x0 (H, W, 3)."""
+def _torch_lbfgs(size, model, iters, x0, trace=False, source=None, with_image=False):
+    """PyTorch's L-BFGS (strong Wolfe, as in pystiche and neural-style-pt) on the same objective from x0 (H, W, 3).
+
+    source: the exemplar as an (H, W, 3) array (default: the bundled brick);
+    with_image: also return the final x as "image".
+    """
     import torch
 
     from jtex import image
 
     import torch_reference as tr
 
-    sources = [image.load(BRICK)]
+    sources = [image.load(BRICK) if source is None else source]
     net, targets, layers, _ = torch_objective(size, model, sources, model["padding"])
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(x0, np.float32).transpose(2, 0, 1)[None]))
     x.requires_grad_(True)
@@ -241,6 +245,8 @@ def _torch_lbfgs(size, model, iters, x0, trace=False):
         "seconds": dt,
         "final_loss": final,
     }
+    if with_image:
+        out["image"] = x.detach().numpy()[0].transpose(1, 2, 0).clip(0, 1)
     if trace:
         out["curve"] = curve
     return out
