@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,11 +57,16 @@ def one(path: str, size: int, iters: int, seed: int) -> dict:
     rows["baseline: crop"] = {k: rep[0]["baseline_crop"][k] for k in KEYS}
     rows["baseline: noise"] = {k: rep[0]["baseline_noise"][k] for k in KEYS}
     ratio = {k: rows["jtex"][k] / rows["pytorch"][k] if rows["pytorch"][k] else None for k in KEYS}
-    return {"rows": rows, "jtex_over_pytorch": ratio, "jtex_s": jtex_s, "pytorch_s": peer["seconds"]}
+    settings = {"size": size, "iters": iters, "seed": seed}
+    return settings | {"rows": rows, "jtex_over_pytorch": ratio, "jtex_s": jtex_s, "pytorch_s": peer["seconds"]}
 
 
 def markdown(res: dict) -> str:
-    out = ["| exemplar | method | " + " | ".join(KEYS) + " |", "|---" * (len(KEYS) + 2) + "|"]
+    out = [
+        f"Machine: {res['machine']}, jax {res['jax']}.\n",
+        "| exemplar | method | " + " | ".join(KEYS) + " |",
+        "|---" * (len(KEYS) + 2) + "|",
+    ]
     for stem, e in res["exemplars"].items():
         for name, row in e["rows"].items():
             out.append(f"| {stem} | {name} | " + " | ".join(f"{row[k]:.3g}" for k in KEYS) + " |")
@@ -81,7 +87,10 @@ def main():
     if args.markdown:
         print(markdown(res))
         return
-    res.update(size=args.size, iters=args.iters, seed=args.seed)
+    import jax
+
+    dev = jax.devices()[0]
+    res.update(machine=f"{dev.platform}: {dev.device_kind}, {os.cpu_count()} CPU cores", jax=jax.__version__)
     res.setdefault("exemplars", {})
     for path in args.exemplars:
         t = time.perf_counter()
