@@ -1,6 +1,7 @@
 """Command line: ``jtex synth ...`` (also plain ``python run.py ...``), ``jtex weights ...``,
 ``jtex train-texnet ...``, ``jtex sample ...`` and ``jtex stylize ...`` (see :mod:`jtex.cli_texnet`),
-``jtex metrics ...`` (see :mod:`jtex.cli_metrics`).
+``jtex metrics ...`` (see :mod:`jtex.cli_metrics`), ``jtex mdan``, ``jtex train-mgan`` and ``jtex generate``
+(see :mod:`jtex.cli_mgan`).
 
 Synthesis flags follow Snelgrove's subjective-functions (``-s``, ``-ow``,
 ``-o``, ``-l``, ``-m``, ...). Expected mistakes print one line and exit 1;
@@ -19,7 +20,18 @@ from pathlib import Path
 from jtex.errors import JtexError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SUBCOMMANDS = ("synth", "weights", "features", "train-texnet", "sample", "stylize", "metrics")
+SUBCOMMANDS = (
+    "synth",
+    "weights",
+    "features",
+    "train-texnet",
+    "sample",
+    "stylize",
+    "metrics",
+    "mdan",
+    "train-mgan",
+    "generate",
+)
 
 
 def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
@@ -258,10 +270,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "synth"
     try:
-        from jtex import cli_metrics, cli_texnet
+        from jtex import cli_metrics, cli_mgan, cli_texnet
 
         commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features}
-        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS
+        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS | cli_mgan.COMMANDS
         commands[command](argv)
     except JtexError as e:
         print(f"jtex: error: {e}", file=sys.stderr)

@@ -53,6 +53,7 @@ def fit(
     lr: Callable[[int], float] | None = None,
     progress: bool = True,
     desc: str = "train",
+    preview_dir: str = "samples",
 ):
     """Run ``step_fn`` from the run folder's latest checkpoint (or ``state``) up to ``steps``.
 
@@ -68,6 +69,7 @@ def fit(
       meta: JSON-able metadata stored with every checkpoint (e.g. the config).
       warmup: steps before the collapse check starts (outputs start near constant).
       lr: step -> learning rate, logged beside the metrics.
+      preview_dir: the folder of the run folder the previews go to (``step_000100.png``, ...).
 
     Returns:
       ``(state, seconds)``: the final state and the seconds of training this call.
@@ -105,13 +107,13 @@ def fit(
             bar.set_postfix(loss=f"{m['loss']:.4g}", refresh=False)
             bar.update(1)
             if low >= COLLAPSE_STEPS:
-                _save(run_dir, state, meta, records, preview)
+                _save(run_dir, state, meta, records, preview, preview_dir)
                 raise TrainingFailed(
                     f"training collapsed to a constant image at step {s + 1} (pixel std {m['pixel_std']:.2g} for "
                     f"{COLLAPSE_STEPS} steps); lower the learning rate or change the seed, then --overwrite"
                 )
             if (s + 1) % save_every == 0 or s + 1 == steps:
-                _save(run_dir, state, meta, records, preview)
+                _save(run_dir, state, meta, records, preview, preview_dir)
                 records, saved_at = [], s + 1
     except TrainingFailed as e:
         run_dir.log(records)
@@ -127,11 +129,11 @@ def blank_like(state):
     return jax.tree.map(lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), state)
 
 
-def _save(run_dir, state, meta, records, preview):
+def _save(run_dir, state, meta, records, preview, preview_dir):
     step = int(state.step)
     run_dir.log(records)
     arrays = jax.tree.map(np.asarray, state)
     run_dir.checkpoint(step, {**(meta or {}), "step": step}, arrays)
     if preview is not None:
-        run_dir.save_image(f"samples/step_{step:06d}.png", preview(state))
+        run_dir.save_image(f"{preview_dir}/step_{step:06d}.png", preview(state))
     figures.plot_loss(run_dir.path / "loss.png", run_dir.metrics())
