@@ -18,6 +18,7 @@ DEFAULT_WEIGHTS = "vgg19-normalized"  # jtex.weights.DEFAULT, kept here so check
 STYLE_LAYER = "relu3_1"  # the discriminator's neural patches (MDAN_wrapper.lua: layer 12, plus its TV module)
 CONTENT_LAYER = "relu5_1"  # the guided synthesis' content term (layer 30, plus the TV module)
 D_BATCHES = ("joint", "separate")
+INIT_NOISE = ("white", "brown")
 ATOM = 8  # output sides are multiples of 8 (the authors' stand_atom); relu5_1 is then whole
 MARGIN = 8  # the canvas' extra pixels per side: keeps the VGG's zero-padding fringe out of the output
 
@@ -49,6 +50,8 @@ class MDANConfig:
     exemplar_size: int = 256  # the exemplar's longer side is resized to this before augmenting
     augment: bool = True  # 18 copies: rotations -10, 0, 10 degrees x scales 1.1^-1, 1, 1.1 x flip
     init_scale: float = 0.01  # unguided: start at the exemplar's mean colour plus N(0, this) (in [0, 1] units)
+    init_noise: str = "white"  # unguided start noise: white (Gaussian) or brown (1/f², jtex.noisefields)
+    match_colour: bool = True  # the output gets the exemplar's colour histogram (the authors: a contrast stretch)
     margin: int = MARGIN  # px optimised beyond each side, then cropped: the zero-padding frame falls outside
     seed: int = 0
     save_every: int = 50
@@ -79,6 +82,11 @@ class MDANConfig:
         checks = [
             (self.d_batch in D_BATCHES, f"--d-batch must be one of {', '.join(D_BATCHES)}, got {self.d_batch!r}"),
             (self.pooling in ("avg", "max"), f"--pooling must be avg or max, got {self.pooling!r}"),
+            (isinstance(self.match_colour, bool), f"match_colour must be True or False, got {self.match_colour!r}"),
+            (
+                self.init_noise in INIT_NOISE,
+                f"--init-noise must be one of {', '.join(INIT_NOISE)}, got {self.init_noise!r}",
+            ),
             (bool(self.source), "no exemplar: pass -s/--source IMAGE"),
             (
                 all(low <= s <= 4096 and s % ATOM == 0 for s in (self.width, self.height)),

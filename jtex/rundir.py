@@ -263,9 +263,12 @@ _RUN_FILES = (
     "sheet.png",
     "animation.gif",
     "animation.webp",
+    "exemplar.png",
+    "samples.png",
+    "teachers.png",
 )
 _RUN_GLOBS = ("output_*.png", "frame_*.png")
-_RUN_DIRS = ("checkpoints", "snapshots")
+_RUN_DIRS = ("checkpoints", "snapshots", "samples", "teachers")  # teachers: an MGAN's MDAN runs
 
 
 def _clear(path: Path):

@@ -45,6 +45,18 @@ def test_the_decoder_is_the_authors_netg():
     assert out.shape == (2, 40, 56, 3) and float(jnp.abs(out).max()) <= 1.0  # 8x the side, tanh
 
 
+def test_up2_is_torchs_transposed_conv_4_2_1():
+    x = jax.random.normal(jax.random.key(0), (2, 5, 7, 6))
+    k = jax.random.normal(jax.random.key(1), (4, 4, 6, 3))
+    # out[2i + t - 1] += x[i] k[t]: lax.conv_transpose on the flipped kernel, padding 2 (= 4 - 1 - 1)
+    ref = jax.lax.conv_transpose(x, k[::-1, ::-1], (2, 2), ((2, 2), (2, 2)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(np.asarray(decoders.up2(x, k)), np.asarray(ref), rtol=1e-4, atol=1e-5)
+    one = jnp.zeros((1, 3, 3, 1)).at[0, 1, 1, 0].set(1.0)  # an impulse at (1, 1) lands on rows/cols 1..4
+    out = np.asarray(decoders.up2(one, jnp.arange(16.0).reshape(4, 4, 1, 1)))[0, :, :, 0]
+    np.testing.assert_array_equal(out[1:5, 1:5], np.arange(16.0).reshape(4, 4))
+    assert out.sum() == np.arange(16.0).sum()
+
+
 def test_crops_of_inputs_and_targets_are_aligned():
     x = jax.random.uniform(jax.random.key(0), (3, 20, 20, 3))
     a, b = jax.jit(lambda k: mgan.draw(k, x, x * 2.0, 5, 8))(jax.random.key(1))
@@ -113,6 +125,12 @@ def test_more_steps_resume_to_the_same_weights(run4, tmp_path, tiny_vgg):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     with pytest.raises(JtexError, match="other settings.*adv_weight"):
         mgan.train(MGANConfig(**TINY, steps=4, adv_weight=0.1), tmp_path, vgg_params=tiny_vgg, progress=False)
+    # --overwrite starts again: teachers too (their settings change with the run's)
+    (tmp_path / "teachers" / "001" / "stale.txt").write_text("x")
+    cfg = MGANConfig(**{**TINY, "teachers": 1}, steps=2, adv_weight=0.1)
+    mgan.train(cfg, tmp_path, vgg_params=tiny_vgg, progress=False, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "teachers").iterdir()) == ["000"]
+    assert [r["step"] for r in _metrics(tmp_path)] == [1, 2]
 
 
 def test_photo_mode_stylizes_photos(tmp_path, tiny_vgg):
