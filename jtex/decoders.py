@@ -36,7 +36,7 @@ def up2(x: jax.Array, kernel: jax.Array) -> jax.Array:
     Written as its four output phases, each a 2x2 convolution of the input:
     the same numbers as ``lax.conv_transpose`` (tested), but XLA:CPU runs the
     gradients of plain convolutions about 10x faster than those of a
-    transposed one (5.9 s against 0.6 s for the decoder's training step
+    transposed one (5.9 s against 0.6 s for the decoder's forward and backward pass
     at batch 4, 128²), so training a decoder on a CPU is practical.
     """
     n, h, w, _ = x.shape
