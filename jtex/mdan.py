@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -130,10 +129,6 @@ def crop(cfg: MDANConfig, pixels) -> np.ndarray:
     m = cfg.margin
     x = np.clip(np.asarray(to_unit(pixels), np.float32)[0], 0.0, 1.0)
     return x[m : m + cfg.height, m : m + cfg.width]
-
-
-def _digest(x: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()
 
 
 def _optimizers(cfg: MDANConfig):
@@ -318,14 +313,14 @@ def mdan(
     cfg = cfg.validate()
     runtime.configure()
     style, photo = load_style(cfg, exemplar), load_content(cfg, content)
-    if vgg_params is None:
-        vgg_params, wmeta = weights.resolve(cfg.weights)
-    else:
-        wmeta = {"name": "caller's parameters", "npz_sha256": weights.content_digest(vgg_params)}
+    vgg_params, wmeta = weights.resolve_given(cfg.weights, vgg_params)
     channels = int(np.shape(vgg_params["conv3_1"]["kernel"])[-1])
-    settings = cfg.settings() | {"exemplar_sha256": _digest(style), "weights_sha256": wmeta.get("npz_sha256")}
+    settings = cfg.settings() | {
+        "exemplar_sha256": training.array_sha256(style),
+        "weights_sha256": wmeta.get("npz_sha256"),
+    }
     if photo is not None:
-        settings["content_image_sha256"] = _digest(photo)
+        settings["content_image_sha256"] = training.array_sha256(photo)
     run = rundir.RunDir(output_dir, settings, seed=cfg.seed, weights=wmeta, overwrite=overwrite)
     try:
         done = run.finished and run.read_result().get("steps", 0) >= cfg.steps
@@ -354,20 +349,11 @@ def mdan(
         if done:
             return MDANResult(out, cfg, int(state.step), float(run.read_result().get("seconds", 0.0)), run.path)
         run.save_image("output.png", out)
-        seconds = _seconds(run.metrics())
+        seconds = training.session_seconds(run.metrics())
         run.write_result(_report(cfg, state, run.metrics(), style, out, seconds))
         return MDANResult(out, cfg, int(state.step), seconds, run.path)
     finally:
         run.close()
-
-
-def _seconds(records: list[dict]) -> float:
-    """Seconds of stepping over every session (``seconds`` restarts at 0 on resume)."""
-    total = 0.0
-    for a, b in zip(records, records[1:] + [None]):
-        if b is None or b["seconds"] < a["seconds"]:
-            total += a["seconds"]
-    return round(total, 2)
 
 
 def _report(cfg: MDANConfig, state: MDANState, records: list[dict], style, out, seconds: float) -> dict:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,10 +74,6 @@ class MGAN(NamedTuple):
     config: MGANConfig
     variables: dict
     vgg_params: dict
-
-
-def _digest(x) -> str:
-    return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()
 
 
 def teacher_inputs(cfg: MGANConfig, photos=None) -> np.ndarray:
@@ -237,12 +232,12 @@ def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progre
     cfg = cfg.validate()
     runtime.configure()
     style = load_style(cfg.teacher(0), exemplar)
-    if vgg_params is None:
-        vgg_params, wmeta = weights.resolve(cfg.weights)
-    else:
-        wmeta = {"name": "caller's parameters", "npz_sha256": weights.content_digest(vgg_params)}
+    vgg_params, wmeta = weights.resolve_given(cfg.weights, vgg_params)
     vgg_params = jax.tree.map(jnp.asarray, vgg_params)
-    settings = cfg.settings() | {"exemplar_sha256": _digest(style), "weights_sha256": wmeta.get("npz_sha256")}
+    settings = cfg.settings() | {
+        "exemplar_sha256": training.array_sha256(style),
+        "weights_sha256": wmeta.get("npz_sha256"),
+    }
     photos = None
     if cfg.photo_mode:
         from jtex.photos import PhotoSet

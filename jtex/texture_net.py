@@ -245,11 +245,11 @@ def train(
 
     cfg = cfg.validate()
     ex = load_exemplar(cfg, exemplar)
-    if vgg_params is None:
-        vgg_params, wmeta = weights.resolve(cfg.weights)
-    else:
-        wmeta = {"name": "caller's parameters", "npz_sha256": weights.content_digest(vgg_params)}
-    settings = cfg.settings() | {"exemplar_sha256": _digest(ex), "weights_sha256": wmeta.get("npz_sha256")}
+    vgg_params, wmeta = weights.resolve_given(cfg.weights, vgg_params)
+    settings = cfg.settings() | {
+        "exemplar_sha256": training.array_sha256(ex),
+        "weights_sha256": wmeta.get("npz_sha256"),
+    }
     photos = None
     if cfg.stylization:
         from jtex.photos import PhotoSet
@@ -293,7 +293,7 @@ def train(
                 "kind": KIND,
                 "steps": int(state.step),
                 "final_loss": m[-1]["loss"] if m else None,
-                "seconds": round(sum(r.get("seconds", 0) for r in _last_per_session(m)), 2) or round(seconds, 2),
+                "seconds": training.session_seconds(m) or round(seconds, 2),
                 "parameters": int(sum(np.size(a) for a in jax.tree.leaves(variables["params"]))),
                 "stylization": cfg.stylization,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -302,21 +302,6 @@ def train(
         return net
     finally:
         run.close()
-
-
-def _last_per_session(metrics: list[dict]) -> list[dict]:
-    """The last record of each uninterrupted stretch (``seconds`` restarts at 0 on resume)."""
-    out = []
-    for a, b in zip(metrics, metrics[1:] + [None]):
-        if b is None or b["seconds"] < a["seconds"]:
-            out.append(a)
-    return out
-
-
-def _digest(x: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()
 
 
 def load(path) -> TexNet:

@@ -124,6 +124,22 @@ def fit(
     return state, time.perf_counter() - t0
 
 
+def session_seconds(records: list[dict]) -> float:
+    """Seconds of stepping over every session of a run's ``metrics.jsonl`` (``seconds`` restarts at 0 on resume)."""
+    total = 0.0
+    for a, b in zip(records, records[1:] + [None]):
+        if b is None or b["seconds"] < a["seconds"]:
+            total += a["seconds"]
+    return round(total, 2)
+
+
+def array_sha256(x) -> str:
+    """SHA-256 of an array's values as float32 (what run folders record of exemplars given as arrays)."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()
+
+
 def blank_like(state):
     """Zeros of the same tree, shapes and dtypes: the target orbax restores a checkpoint into."""
     return jax.tree.map(lambda a: np.zeros(np.shape(a), np.asarray(a).dtype), state)

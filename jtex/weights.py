@@ -328,6 +328,16 @@ def resolve(weights: str | os.PathLike = DEFAULT) -> tuple[Params, dict]:
     return load_file_with_meta(weights)
 
 
+def resolve_given(weights: str | os.PathLike = DEFAULT, params: Params | None = None) -> tuple[Params, dict]:
+    """``params`` with metadata naming their content digest, or, when None, :func:`resolve` of ``weights``.
+
+    For trainers and syntheses that take a caller's network (e.g. a tiny one in tests).
+    """
+    if params is None:
+        return resolve(weights)
+    return params, {"name": "caller's parameters", "npz_sha256": content_digest(params)}
+
+
 def verify(name: str = DEFAULT) -> dict:
     """Check the source's pin and the cache's stamp and content digest; return a summary dict."""
     src = _source(name)
