@@ -55,7 +55,7 @@ def main():
         sources=(str(ROOT / a.source),), output_width=size, output_height=size, octaves=3, count=count, if_shift=5.0
     )
     p = synth.build(cfg)
-    targets = [[t[0] for t in row] for row in p.targets]
+    targets = p.element_targets()
     frames = np.stack([image.load(f) for f in sorted((base / "animated").glob("frame_*.png"))])
     still_img = image.load(base / "still" / "output.png")[None]
     obj = p.objective(p.stages[0])

@@ -109,9 +109,9 @@ def _eval_one(name, size):
     padding = "valid" if (name == "snelgrove" and size >= 512) else "same"
     model_p = {**model, "padding": padding}
     p = _setup(size, model_p)
-    t1 = [[t[0] for t in row] for row in p.targets]
+    args = p.element()
     vg = jax.jit(jax.value_and_grad(p.objective(p.stages[0])))
-    fns = {"jtex": lambda: jax.block_until_ready(vg(p.x0[0], t1, p.params))}
+    fns = {"jtex": lambda: jax.block_until_ready(vg(p.x0[0], *args))}
     try:
         *_, fns["torch"] = torch_objective(size, model_p, p.sources, padding)
     except ImportError:

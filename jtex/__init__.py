@@ -18,3 +18,10 @@ def synthesize(sources, **config):
     from jtex.synth import synthesize as _synthesize
 
     return _synthesize(sources, **config)
+
+
+def sweep(sources, grid, output_dir, **config):
+    """Run a grid of settings, shape-preserving keys in one compiled program: see :func:`jtex.sweeps.sweep`."""
+    from jtex.sweeps import sweep as _sweep
+
+    return _sweep(sources, grid, output_dir, **config)

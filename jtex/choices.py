@@ -12,4 +12,6 @@ JOIN_MODES = ("average", "max", "log_euclidean", "affine_invariant")
 OPTIMIZERS = ("lbfgs-b", "lbfgs", "adam", "lbfgs-zoom", "jaxopt-lbfgs")
 INIT_MODES = ("noise", "random", "symmetric")  # 'random' is 'noise', the CLI's word for it
 IF_DISTANCES = ("l2", "lap1")
+STATISTICS = ("gram", "meancov", "emd", "hist", "swd")  # texture statistics (jtex.losses)
+LAYER_SCHEDULES = ("uniform", "linear", "geometric:Q")  # --layer-weights by name
 MARGIN = 8  # px synthesised beyond each side of a non-tiling output, then cropped

@@ -1,7 +1,7 @@
 """Command line: ``jtex synth ...`` (also plain ``python run.py ...``), ``jtex weights ...``,
 ``jtex train-texnet ...``, ``jtex sample ...`` and ``jtex stylize ...`` (see :mod:`jtex.cli_texnet`),
 ``jtex metrics ...`` (see :mod:`jtex.cli_metrics`), ``jtex mdan``, ``jtex train-mgan`` and ``jtex generate``
-(see :mod:`jtex.cli_mgan`).
+(see :mod:`jtex.cli_mgan`), ``jtex sweep`` (see :mod:`jtex.cli_sweep`).
 
 Synthesis flags follow Snelgrove's subjective-functions (``-s``, ``-ow``,
 ``-o``, ``-l``, ``-m``, ...). Expected mistakes print one line and exit 1;
@@ -31,6 +31,7 @@ SUBCOMMANDS = (
     "mdan",
     "train-mgan",
     "generate",
+    "sweep",
 )
 
 
@@ -62,7 +63,18 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
         default=list(d.layers),
         help="VGG layers: Snelgrove indices (2 = pool1, 7 = relu3_2) or names (relu3_1, pool2, conv1_1)",
     )
-    a("--layer-weights", nargs="+", type=float, default=None, help="one weight per layer (default all 1)")
+    a(
+        "--layer-weights",
+        nargs="+",
+        default=None,
+        help="one weight per layer, or a schedule: uniform | linear (1..L) | geometric:Q (Q^0..Q^(L-1)); default all 1",
+    )
+    a(
+        "--loss",
+        default="gram=1",
+        help="statistics and their weights, e.g. gram=1,swd=0.5; from: " + ", ".join(choices.STATISTICS),
+    )
+    a("--tv-weight", type=float, default=d.tv_weight, help="total variation of the image (mean |dx| + |dy|)")
     a("-m", "--max-iter", type=int, default=d.max_iter, help="iterations (per stage with --coarse-to-fine)")
     a("-n", "--save-every", type=int, default=d.save_every, help="snapshot + checkpoint every N iterations (0: never)")
     a("-ss", "--source-scale", type=float, default=None, help="scale the source(s) by this factor")
@@ -120,8 +132,20 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     return p
 
 
+def _layer_weights(values):
+    """``--layer-weights 1 0 2`` -> numbers; ``--layer-weights linear`` -> the schedule's name."""
+    if not values:
+        return None
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        if len(values) == 1:
+            return values[0]  # a schedule, checked with the other settings
+        raise JtexError(f"--layer-weights {' '.join(values)}: numbers, or one schedule (uniform, linear, geometric:Q)")
+
+
 def config_from_args(args):
-    from jtex.config import SynthConfig
+    from jtex.config import SynthConfig, parse_loss
 
     sources = args.source or [str(EXAMPLES / "brick.png")]
     layers = tuple(int(v) if str(v).lstrip("-").isdigit() else v for v in args.layers)
@@ -132,7 +156,9 @@ def config_from_args(args):
         output_height=args.output_height,
         octaves=args.octaves,
         layers=layers,
-        layer_weights=tuple(args.layer_weights) if args.layer_weights else None,
+        layer_weights=_layer_weights(args.layer_weights),
+        loss=parse_loss(args.loss),
+        tv_weight=args.tv_weight,
         gram=args.gram,
         padding=args.padding_mode,
         pooling=args.pooling,
@@ -270,10 +296,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "synth"
     try:
-        from jtex import cli_metrics, cli_mgan, cli_texnet
+        from jtex import cli_metrics, cli_mgan, cli_sweep, cli_texnet
 
         commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features}
-        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS | cli_mgan.COMMANDS
+        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS | cli_mgan.COMMANDS | cli_sweep.COMMANDS
         commands[command](argv)
     except JtexError as e:
         print(f"jtex: error: {e}", file=sys.stderr)

@@ -39,7 +39,7 @@ _INTS = {
     "if_octaves",
     "margin",
 }
-_FLOATS = {"mul", "source_scale", "init_scale", "tol", "lr", "if_weight", "if_shift", "fps"}
+_FLOATS = {"mul", "source_scale", "init_scale", "tol", "lr", "if_weight", "if_shift", "fps", "tv_weight"}
 _BOOLS = {"separate", "tile", "coarse_to_fine", "match_histogram"}
 # (setting, lower bound, strictly above it): NaN and infinity are refused too.
 _FINITE_RANGES = (
@@ -51,7 +51,43 @@ _FINITE_RANGES = (
     ("fps", 0.0, True),
     ("init_scale", 0.0, False),
     ("source_scale", 0.0, True),
+    ("tv_weight", 0.0, False),
 )
+
+
+def parse_loss(text: str) -> tuple[tuple[str, float], ...]:
+    """``"gram=1,swd=0.5"`` (or ``"swd"``: weight 1) -> ``(("gram", 1.0), ("swd", 0.5))``."""
+    out = []
+    for part in str(text).split(","):
+        name, _, w = part.strip().partition("=")
+        try:
+            out.append((name.strip(), float(w) if w.strip() else 1.0))
+        except ValueError:
+            raise JtexError(f"--loss {text!r}: weight {w!r} of {name!r} is not a number; e.g. --loss gram=1,swd=0.5")
+    return tuple(out)
+
+
+def layer_schedule(weights, n: int) -> tuple[float, ...]:
+    """Per-layer weights: numbers, or a schedule ``uniform``, ``linear`` (1..n), ``geometric:q`` (q^0..q^(n-1))."""
+    if weights is None:
+        return (1.0,) * n
+    if not isinstance(weights, str):
+        return tuple(float(w) for w in weights)
+    name, _, q = weights.partition(":")
+    if name == "uniform" and not q:
+        return (1.0,) * n
+    if name == "linear" and not q:
+        return tuple(float(i) for i in range(1, n + 1))
+    if name == "geometric":
+        try:
+            ratio = float(q)
+        except ValueError:
+            ratio = math.nan
+        if math.isfinite(ratio) and ratio > 0:
+            return tuple(ratio**i for i in range(n))
+    raise JtexError(
+        f"--layer-weights {weights!r}: give one number per layer or a schedule: uniform, linear, geometric:Q (Q > 0)"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +97,9 @@ class SynthConfig:
     output_height: int = 512
     octaves: int = 4
     layers: tuple = (2, 7)
-    layer_weights: tuple[float, ...] | None = None
+    layer_weights: tuple[float, ...] | str | None = None  # numbers, or uniform | linear | geometric:Q
+    loss: tuple = (("gram", 1.0),)  # (statistic, weight) pairs, see jtex.losses
+    tv_weight: float = 0.0  # total variation of the image, mean |dx| + |dy| per pixel
     gram: str = "snelgrove"
     padding: str = "valid"
     pooling: str = "avg"
@@ -96,6 +134,12 @@ class SynthConfig:
     # Exemplars given as arrays (Python API) instead of files: (h, w, 3) float32 in [0, 1].
     arrays: tuple | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self):
+        if isinstance(self.loss, str):  # the Python API may pass "gram=1,swd=0.5" as on the command line
+            object.__setattr__(self, "loss", parse_loss(self.loss))
+        elif isinstance(self.loss, (list, tuple)) and all(isinstance(p, (list, tuple)) for p in self.loss):
+            object.__setattr__(self, "loss", tuple(tuple(p) for p in self.loss))
+
     def replace(self, **kw) -> SynthConfig:
         return dataclasses.replace(self, **kw)
 
@@ -117,8 +161,10 @@ class SynthConfig:
             raise JtexError(f"unknown setting(s) {', '.join(sorted(unknown))}")
         d = dict(d)
         for key in ("sources", "layers", "layer_weights"):
-            if d.get(key) is not None:
+            if d.get(key) is not None and not isinstance(d[key], str):
                 d[key] = tuple(d[key])
+        if d.get("loss") is not None:
+            d["loss"] = tuple((str(k), float(w)) for k, w in d["loss"])
         return cls(**d)
 
     def validate(self) -> SynthConfig:
@@ -132,8 +178,10 @@ class SynthConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and (value > low if strict else value >= low)):
                 bad(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} {low}, got {value}")
-        if self.layer_weights is not None and not all(math.isfinite(w) and w >= 0 for w in self.layer_weights):
-            bad(f"--layer-weights must be finite and >= 0, got {list(self.layer_weights)}")
+        layer_w = layer_schedule(self.layer_weights, len(self.layers))
+        if not all(math.isfinite(w) and w >= 0 for w in layer_w):
+            bad(f"--layer-weights must be finite and >= 0, got {list(layer_w)}")
+        self._check_loss()
         if self.output_width < 1 or self.output_height < 1:
             bad(f"output size must be positive, got {self.output_width}x{self.output_height}")
         if self.octaves < 1:
@@ -152,7 +200,7 @@ class SynthConfig:
             vgg.resolve_layers(self.layers)
         except ValueError as e:
             bad(f"--layers: {e}")
-        if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
+        if len(layer_w) != len(self.layers):
             bad(f"--layer-weights has {len(self.layer_weights)} values for {len(self.layers)} layers")
         named = {
             "gram": (self.gram, choices.GRAM_NORMS),
@@ -199,6 +247,20 @@ class SynthConfig:
             bad(f"--margin must be between 0 and 256 px, got {self.margin}")
         return self
 
+    def _check_loss(self):
+        kinds = [k for k, _ in self.loss]
+        if not kinds:
+            raise JtexError("--loss is empty: name at least one statistic, e.g. --loss gram=1")
+        for k, w in self.loss:
+            if k not in choices.STATISTICS:
+                raise JtexError(f"--loss {k!r} is not one of: {', '.join(choices.STATISTICS)}")
+            if not (math.isfinite(w) and w >= 0):
+                raise JtexError(f"--loss {k}={w}: weights must be finite and >= 0")
+        if len(set(kinds)) != len(kinds):
+            raise JtexError(f"--loss names a statistic twice: {','.join(kinds)}")
+        if not any(w > 0 for _, w in self.loss):
+            raise JtexError("--loss: every weight is 0; give at least one statistic a positive weight")
+
     def _check_types(self):
         """Ints where ints belong, numbers where numbers belong: one line instead of a deep traceback."""
         for f in dataclasses.fields(self):
@@ -217,8 +279,14 @@ class SynthConfig:
                 raise JtexError(f"setting {f.name} must be a number, got {value!r} ({type(value).__name__})")
             if f.name in _BOOLS and not isinstance(value, bool):
                 raise JtexError(f"setting {f.name} must be True or False, got {value!r}")
-        if self.layer_weights is not None and not all(
-            isinstance(w, numbers.Real) and not isinstance(w, bool) for w in self.layer_weights
+        if not isinstance(self.loss, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.loss
+        ):
+            raise JtexError(f"setting loss must be (statistic, weight) pairs, got {self.loss!r}")
+        if (
+            self.layer_weights is not None
+            and not isinstance(self.layer_weights, str)
+            and not all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in self.layer_weights)
         ):
             raise JtexError(f"setting layer_weights must be numbers, got {list(self.layer_weights)!r}")
 

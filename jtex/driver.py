@@ -111,7 +111,7 @@ def _restore(problem: Problem, run_dir) -> Resume | None:
                 cfg.lr,
                 like["x"],
                 problem.targets_for(stage),
-                problem.params,
+                problem.shared(),
                 tol=cfg.tol,
             )
         return like
@@ -122,6 +122,11 @@ def _restore(problem: Problem, run_dir) -> Resume | None:
     meta, arrays = found
     run_dir.keep_metrics(lambda r: (r["stage"], r["iteration"]) <= (meta["stage"], meta["iteration"]))
     return Resume(meta["stage"], meta["iteration"], np.asarray(arrays["x"]), arrays.get("state"), meta["seconds"])
+
+
+def _next_step(shared: dict, iteration: int) -> dict:
+    """The shared arguments for the given iteration: sliced Wasserstein draws fresh directions."""
+    return {**shared, "step": jnp.int32(iteration)}
 
 
 def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
@@ -166,7 +171,7 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
                 problem.objective(stage),
                 x,
                 problem.targets_for(stage),
-                problem.params,
+                problem.shared(),
                 method=cfg.optimizer,
                 max_iter=cfg.max_iter,
                 tol=cfg.tol,
@@ -176,6 +181,7 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
                 callback=_Reporter(problem, run_dir, bar, stage_no, clock),
                 start_iter=first_iter,
                 state=state,
+                refresh=_next_step if problem.stochastic else None,
             )
             _check_finite(res.loss, f"after {res.iterations} iterations", run_dir)
             x = res.x

@@ -20,7 +20,7 @@ from jtex import image
 from jtex.errors import JtexError
 from jtex.files import atomic_write, show
 
-__all__ = ["contact_sheet", "plot_loss", "save_animation"]
+__all__ = ["contact_sheet", "labelled_grid", "plot_loss", "save_animation"]
 
 
 def contact_sheet(
@@ -81,6 +81,38 @@ def contact_sheet(
         left = pad + col * (cell_w + pad) + (cell_w - w) // 2
         sheet[top : top + h, left : left + w] = tile
     return sheet
+
+
+def labelled_grid(
+    images: Sequence[np.ndarray],
+    *,
+    rows: int,
+    columns: int,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    pad: int = 4,
+) -> np.ndarray:
+    """A contact sheet of ``rows x columns`` images (row-major) with a label left of each row and above each column."""
+    if len(images) != rows * columns:
+        raise ValueError(f"labelled_grid: {len(images)} images for a {rows}x{columns} grid")
+    grid = contact_sheet(list(images), columns=columns, pad=pad)
+    cell_h = (grid.shape[0] - pad) // rows - pad
+    cell_w = (grid.shape[1] - pad) // columns - pad
+    import textwrap
+
+    line = 12  # Pillow's default bitmap font is about 11 px high, 6 px a character
+    wrapped = [textwrap.wrap(t, max(4, cell_w // 6), break_on_hyphens=False)[:3] for t in column_labels]
+    left = 6 * max([len(t) for t in row_labels] + [1]) + 2 * pad
+    top = line * max([len(w) for w in wrapped] + [0]) + 2 * pad if any(column_labels) else 0
+    canvas = Image.new("RGB", (grid.shape[1] + left, grid.shape[0] + top), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.round(grid * 255).astype(np.uint8)), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for c, lines in enumerate(wrapped):
+        for k, text in enumerate(lines):
+            draw.text((left + pad + c * (cell_w + pad), pad + k * line), text, fill=(0, 0, 0))
+    for r, text in enumerate(row_labels):
+        draw.text((pad, top + pad + r * (cell_h + pad) + cell_h // 2 - line // 2), text, fill=(0, 0, 0))
+    return np.asarray(canvas, np.float32) / 255.0
 
 
 def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], *, fps: float = 12) -> Path:

@@ -131,7 +131,8 @@ def _lbfgs_method(fun, bounds, tol) -> _Method:
 
 
 def _adam_method(fun, lr) -> _Method:
-    opt = optax.adam(lr)
+    """optax.adam, its rate read from ``batched["lr"]`` when there is one (a traced, per-image rate)."""
+    opt = optax.scale_by_adam()
 
     def init(x, batched, shared):
         return WrappedState.start(x, opt.init(x))
@@ -140,6 +141,8 @@ def _adam_method(fun, lr) -> _Method:
         active = ~s.done & (s.k < until)
         f, g = jax.value_and_grad(fun)(s.x, batched, shared)
         updates, opt_state = opt.update(g, s.opt, s.x)
+        rate = batched["lr"] if isinstance(batched, dict) and "lr" in batched else lr
+        updates = jax.tree.map(lambda u: -rate * u, updates)  # optax.adam's scale_by_learning_rate
         new = WrappedState(optax.apply_updates(s.x, updates), f, opt_state, s.k + 1, s.evals + 1, ~jnp.isfinite(f))
         return _where(active, new, s)
 

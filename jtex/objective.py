@@ -3,12 +3,15 @@
 Snelgrove (2017), with Gatys (2015) as ``octaves=1``: for the image x being
 synthesised and its Gaussian pyramid x_o (o = 0 .. octaves-1),
 
-    L(x) = sum_o sum_l w_l * d(G(F_l(x_o)), T_{o,l})
+    L(x) = sum_o sum_l sum_k w_l * v_k * d_k(F_l(x_o), T_{o,l,k})  (+ tv * TV(x))
 
-where F_l are VGG activations (NHWC), G the Gram matrix (``gatys``: F^T F / M
-with d = sum (G - T)^2 / (4 N^2); ``snelgrove``: F^T F / (M N) with
-d = sum (G - T)^2; M positions, N channels) and T_{o,l} the exemplars' Grams at
-the same octave (joined across sources, times ``mul``: see :func:`targets`).
+where F_l are VGG activations (NHWC), d_k the distance of statistic k (the
+Gram matrix by default: ``gatys``: F^T F / M with d = sum (G - T)^2 / (4 N^2);
+``snelgrove``: F^T F / (M N) with d = sum (G - T)^2; M positions, N channels;
+others in :mod:`jtex.losses`) and T_{o,l,k} the exemplars' statistics at the
+same octave (joined across sources: see :func:`targets`). The weights w_l,
+v_k, ``mul`` and tv are traced arrays (:func:`knobs`), so a sweep over them
+compiles once.
 
 Padding: with ``padding="valid"`` (Snelgrove's default) the pyramid and the
 VGG use no padding, so borders never enter the statistics. Otherwise the VGG
@@ -28,30 +31,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import animation, pyramid, stats, vgg
-from jtex.config import SynthConfig
+from jtex import animation, losses, pyramid, vgg
+from jtex.config import SynthConfig, layer_schedule
 from jtex.errors import JtexError
 
 
 class Spec(NamedTuple):
-    """The static (hashable) part of the objective."""
+    """The static (hashable) part of the objective; weights are traced (:func:`knobs`)."""
 
     layers: tuple[str, ...]
-    weights: tuple[float, ...]
     octaves: int
     gram: str
     vgg_padding: str
     pyr_padding: str
     pooling: str
     grey: bool = False  # every source is greyscale: synthesise a greyscale image
+    kinds: tuple[str, ...] = ("gram",)  # statistics matched (jtex.losses), weighted by knobs["stat_w"]
+    tv: bool = False  # a total-variation term, weighted by knobs["tv"]
 
 
 def exemplar_spec(cfg: SynthConfig) -> Spec:
     """How the exemplars are seen: the configured padding, a reflecting pyramid unless 'valid'."""
     layers = vgg.resolve_layers(cfg.layers)
-    w = tuple(float(v) for v in cfg.layer_weights) if cfg.layer_weights else (1.0,) * len(layers)
     pyr = "valid" if cfg.padding == "valid" else ("circular" if cfg.padding == "circular" else "reflect")
-    return Spec(layers, w, cfg.octaves, cfg.gram, cfg.padding, pyr, cfg.pooling)
+    kinds = tuple(k for k, _ in cfg.loss)
+    return Spec(layers, cfg.octaves, cfg.gram, cfg.padding, pyr, cfg.pooling, kinds=kinds, tv=cfg.tv_weight > 0)
 
 
 def output_spec(cfg: SynthConfig) -> Spec:
@@ -62,22 +66,62 @@ def output_spec(cfg: SynthConfig) -> Spec:
     return spec
 
 
-def grams(params, x, spec: Spec) -> list[list[jax.Array]]:
-    """Grams of every (octave, layer) for images x (N, H, W, 3): ``[[(N, C, C)]]``."""
+def layer_weights(cfg: SynthConfig) -> np.ndarray:
+    """(L,) weights of the layers, from numbers or a schedule (:func:`jtex.config.layer_schedule`)."""
+    return np.asarray(layer_schedule(cfg.layer_weights, len(cfg.layers)), np.float32)
+
+
+def knobs(cfg: SynthConfig, kinds: tuple[str, ...] | None = None) -> dict:
+    """The objective's traced settings of one synthesis: values a sweep may vary inside one program.
+
+    ``layer_w`` (L,), ``stat_w`` (K,) over ``kinds`` (a statistic not in
+    ``cfg.loss`` weighs 0), ``mul``, ``tv``, ``lr`` (Adam's) and ``seed``
+    (of the sliced Wasserstein directions).
+    """
+    given = dict(cfg.loss)
+    kinds = tuple(given) if kinds is None else kinds
+    return {
+        "layer_w": layer_weights(cfg),
+        "stat_w": np.asarray([given.get(k, 0.0) for k in kinds], np.float32),
+        "mul": np.float32(cfg.mul),
+        "tv": np.float32(cfg.tv_weight),
+        "lr": np.float32(cfg.lr),
+        "seed": np.int32(cfg.seed),
+    }
+
+
+def summaries(params, x, spec: Spec) -> list[list[dict]]:
+    """Every statistic of every (octave, layer) for images x (S, H, W, 3): ``[[{kind: {...}}]]``."""
     out = []
-    for level in pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding):
+    key = jax.random.key(0)  # swd's subsample of positions: fixed, so targets do not depend on the seed
+    for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
         feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
-        out.append([stats.gram(feats[name], norm=spec.gram) for name in spec.layers])
+        out.append(
+            [
+                {
+                    k: losses.summary(k, feats[n], norm=spec.gram, key=jax.random.fold_in(key, 16 * o + l))
+                    for k in spec.kinds
+                }
+                for l, n in enumerate(spec.layers)
+            ]
+        )
     return out
 
 
-exemplar_grams = jax.jit(grams, static_argnames="spec")
+exemplar_summaries = jax.jit(summaries, static_argnames="spec")
+
+
+def grams(params, x, spec: Spec) -> list[list[jax.Array]]:
+    """Grams of every (octave, layer) for images x (N, H, W, 3): ``[[(N, C, C)]]``."""
+    rows = summaries(params, x, spec._replace(kinds=("gram",)))
+    return [[s["gram"]["gram"] for s in row] for row in rows]
 
 
 def targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, separate: bool):
-    """Target Grams ``[[(S or 1, C, C)]]`` per octave and layer.
+    """Target statistics ``[[{kind: {name: (S or 1, ...)}}]]`` per octave and layer.
 
-    Joined across sources (``cfg.join``) unless ``separate``; times ``cfg.mul``.
+    Joined across sources (``cfg.join`` for Grams) unless ``separate``. Not
+    multiplied by ``cfg.mul``: the loss applies it (``knobs["mul"]``).
     """
     spec = exemplar_spec(cfg)
     # Sources of one size go through the network together, as one batch.
@@ -86,37 +130,64 @@ def targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, separate: bo
         by_shape.setdefault(s.shape, []).append(i)
     per_source: list = [None] * len(sources)
     for idx in by_shape.values():
-        g = exemplar_grams(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
+        g = exemplar_summaries(params, jnp.stack([jnp.asarray(sources[i]) for i in idx]), spec)
         for j, i in enumerate(idx):
-            per_source[i] = [[t[j : j + 1] for t in row] for row in g]
+            per_source[i] = jax.tree.map(lambda t: t[j : j + 1], g)
+    stacked = jax.tree.map(lambda *t: jnp.concatenate(t), *per_source)  # leading axis S
+    if separate:
+        return stacked
+    key = jax.random.key(1)
     out = []
-    for o in range(spec.octaves):
-        row = []
-        for l in range(len(spec.layers)):
-            stack = jnp.concatenate([g[o][l] for g in per_source])  # (S, C, C)
-            if not separate:
-                try:
-                    stack = stats.join_grams(stack, cfg.join)[None]
-                except ValueError as e:
-                    raise JtexError(f"--join-mode {cfg.join}: {e}") from None
-            row.append(stack * cfg.mul)
-        out.append(row)
+    for o, row in enumerate(stacked):
+        joined = []
+        for l, by_kind in enumerate(row):
+            try:
+                joined.append(
+                    {
+                        k: losses.join(k, v, mode=cfg.join, key=jax.random.fold_in(key, 16 * o + l))
+                        for k, v in by_kind.items()
+                    }
+                )
+            except ValueError as e:
+                raise JtexError(f"--join-mode {cfg.join}: {e}") from None
+        out.append(joined)
     return out
 
 
-def texture_loss(x, targets, params, spec: Spec):
-    """Per-image loss: x (N, H, W, 3) -> (N,); targets ``[[(C, C)]]`` or ``[[(N, C, C)]]``.
+def total_variation(x) -> jax.Array:
+    """Mean absolute difference of neighbouring pixels, per image: x (..., H, W, 3) -> (...)."""
+    dy = jnp.mean(jnp.abs(x[..., 1:, :, :] - x[..., :-1, :, :]), axis=(-3, -2, -1))
+    dx = jnp.mean(jnp.abs(x[..., :, 1:, :] - x[..., :, :-1, :]), axis=(-3, -2, -1))
+    return dx + dy
 
-    With ``spec.grey`` the image is seen through its channel mean: a grey
-    exemplar's Grams constrain colour only weakly, and left free the
-    optimiser paints coloured patches into a grey texture.
+
+def texture_loss(x, targets, params, spec: Spec, knobs: dict | None = None, step=0):
+    """Per-image loss: x (N, H, W, 3) -> (N,); targets ``[[{kind: {...}}]]`` (shared or with leading N).
+
+    ``knobs`` as :func:`knobs` (unbatched; default: every weight and ``mul``
+    1, no TV); ``step`` (the iteration) picks the sliced Wasserstein
+    directions. With ``spec.grey`` the image is seen
+    through its channel mean: a grey exemplar's statistics constrain colour
+    only weakly, and left free the optimiser paints coloured patches into a
+    grey texture.
     """
+    if knobs is None:
+        knobs = {"layer_w": jnp.ones(len(spec.layers)), "stat_w": jnp.ones(len(spec.kinds)), "mul": 1.0, "tv": 0.0,
+                 "seed": 0}  # fmt: skip
+    tv_x = x
     if spec.grey:
         x = jnp.broadcast_to(jnp.mean(x, axis=-1, keepdims=True), x.shape)
+    key = jax.random.fold_in(jax.random.key(knobs["seed"]), step) if "swd" in spec.kinds else None
     total = 0.0
-    for o, per_layer in enumerate(grams(params, x, spec)):
-        for l, g in enumerate(per_layer):
-            total = total + spec.weights[l] * stats.gram_distance(g, targets[o][l], norm=spec.gram)
+    for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
+        feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
+        for l, name in enumerate(spec.layers):
+            for k, kind in enumerate(spec.kinds):
+                sub = None if key is None else jax.random.fold_in(key, 64 * o + l)
+                d = losses.distance(kind, feats[name], targets[o][l][kind], norm=spec.gram, mul=knobs["mul"], key=sub)
+                total = total + (knobs["layer_w"][l] * knobs["stat_w"][k]) * d
+    if spec.tv:
+        total = total + knobs["tv"] * total_variation(tv_x)
     return total
 
 
@@ -125,8 +196,8 @@ class StillObjective(NamedTuple):
 
     spec: Spec
 
-    def __call__(self, x, targets, params):
-        return jnp.sum(texture_loss(x, targets, params, self.spec))
+    def __call__(self, x, batched, shared):
+        return jnp.sum(texture_loss(x, batched["t"], shared["vgg"], self.spec, batched["k"], shared["step"]))
 
 
 class AnimationObjective(NamedTuple):
@@ -146,8 +217,8 @@ class AnimationObjective(NamedTuple):
     kind: str
     padding: str
 
-    def __call__(self, x, targets, params):
-        texture = jnp.sum(texture_loss(x, targets, params, self.spec))
+    def __call__(self, x, batched, shared):
+        texture = jnp.sum(texture_loss(x, batched["t"], shared["vgg"], self.spec, batched["k"], shared["step"]))
         d = animation.pair_distances(x, order=self.order, octaves=self.octaves, kind=self.kind, padding=self.padding)
         goal = jnp.asarray(self.targets, d.dtype)[:, None]
         return texture + self.weight * self.count * jnp.mean(((d - goal) / goal) ** 2)

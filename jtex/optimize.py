@@ -19,7 +19,8 @@ is optimised by
 * ``lbfgs-zoom``: optax.lbfgs with its default zoom (strong Wolfe) search,
   several evaluations per iteration.
 * ``jaxopt-lbfgs``: jaxopt.LBFGS, jitted and vmapped the same way.
-* ``adam``: optax.adam with a learning rate.
+* ``adam``: optax.adam with a learning rate (per image when ``batched`` is a
+  dict holding ``"lr"``, so a sweep over rates is one program).
 
 Device-side methods touch the host only every ``chunk`` steps (for the
 progress bar, snapshots and checkpoints); per-iteration losses are collected
@@ -72,14 +73,15 @@ class Result(NamedTuple):
 FIRST_STEP = 0.02
 
 
-def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter):
+def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter, refresh):
     shape = x0.shape
+    current = [shared if refresh is None else refresh(shared, start_iter)]
     value_and_grad = _compiled(fun, "lbfgs-b", 0.0, tol, bounds).value_and_grad
     last = {}
 
     def fg(flat):
         x = jnp.asarray(flat.reshape(shape), jnp.float32)
-        losses, g = value_and_grad(x, batched, shared)
+        losses, g = value_and_grad(x, batched, current[0])
         losses = np.asarray(losses, np.float64)
         last.update(x=flat, losses=losses)
         return float(losses.sum()), np.asarray(g, np.float64).ravel()
@@ -89,6 +91,8 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
 
     def cb(x, f):
         iteration[0] += 1
+        if refresh is not None:  # the next iteration's line search sees one fixed objective
+            current[0] = refresh(shared, iteration[0])
         if callback is not None:
             # The accepted point's loss is the last evaluation (L-BFGS-B evaluates it last).
             callback(Progress(iteration[0], last["losses"][None], x.reshape(shape), None, evals[0]))
@@ -105,7 +109,7 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
     if np.array_equal(last.get("x"), res.x):
         losses = last["losses"].astype(np.float32)
     else:  # the value_and_grad already compiled, rather than compiling the loss alone
-        losses = np.asarray(value_and_grad(jnp.asarray(x), batched, shared)[0])
+        losses = np.asarray(value_and_grad(jnp.asarray(x), batched, current[0])[0])
     message = res.message
     if not res.success and "ITERATIONS REACHED LIMIT" not in message.upper():
         message = f"abnormal stop: {message}"
@@ -148,13 +152,14 @@ def init_device_state(fun, method, lr, x0, batched, shared, *, tol=1e-9, bounds=
 
 
 def _minimize_device(
-    fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback, start_iter, state
+    fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback, start_iter, state, refresh
 ):
     compiled = _compiled(fun, method, lr, tol, bounds)
     step = compiled.step
     s = state if state is not None else compiled.init(jnp.asarray(x0, jnp.float32), batched, shared)
     evals0 = int(jnp.sum(s.evals))
     iteration = start_iter
+    dispatched = start_iter
     while not bool(jnp.all(s.done | (s.k >= max_iter))):
         # Run every image to exactly `until` iterations, so that snapshots and
         # checkpoints fall on multiples of `chunk`. A step adds at most one
@@ -166,7 +171,9 @@ def _minimize_device(
             if not behind.any():
                 break
             for _ in range(until - int(np.asarray(s.k)[behind].min())):
-                s = step(s, batched, shared, until)  # dispatched asynchronously
+                now = shared if refresh is None else refresh(shared, dispatched)
+                s = step(s, batched, now, until)  # dispatched asynchronously
+                dispatched += 1
                 ks.append(s.k)
                 fs.append(s.f)
         if not ks:
@@ -209,6 +216,7 @@ def minimize(
     callback: Callable[[Progress], None] | None = None,
     start_iter: int = 0,
     state: Any = None,
+    refresh: Callable[[Any, int], Any] | None = None,
 ) -> Result:
     """Minimise ``sum_b fun(x[b], batched[b], shared)`` over a batch of images.
 
@@ -227,6 +235,10 @@ def minimize(
       callback: called with a :class:`Progress`.
       start_iter, state: resume a device run from a checkpointed
         :class:`DeviceState` (for ``lbfgs-b``, pass the image as ``x0``).
+      refresh: ``(shared, iteration) -> shared`` for a loss that changes
+        with the iteration (fresh random projections): ``lbfgs-b`` calls it
+        after each iteration, so a line search sees one objective; device
+        methods before each step.
 
     Returns:
       :class:`Result`; ``x`` is clipped to ``bounds``.
@@ -245,6 +257,7 @@ def minimize(
             bounds=bounds,
             callback=callback,
             start_iter=start_iter,
+            refresh=refresh,
         )
     else:
         res = _minimize_device(
@@ -261,6 +274,7 @@ def minimize(
             callback=callback,
             start_iter=start_iter,
             state=state,
+            refresh=refresh,
         )
     if bounds is not None:
         res = res._replace(x=np.clip(res.x, *bounds))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jtex import objective
@@ -32,8 +33,10 @@ class Stage(NamedTuple):
 class Problem:
     """Everything a synthesis needs before optimising; see :func:`build`.
 
-    ``targets`` are batched: ``[[(B, C, C)]]`` per octave and layer, B the
-    number of batch elements; each element holds F = ``count`` frames.
+    ``targets`` are batched: ``[[{kind: {name: (B, ...)}}]]`` per octave and
+    layer, B the number of batch elements, and so are the ``knobs``
+    (:func:`jtex.objective.knobs`, leading axis B); each element holds
+    F = ``count`` frames.
     """
 
     cfg: SynthConfig
@@ -47,6 +50,7 @@ class Problem:
     stages: list[Stage]
     margin: int
     src_index: np.ndarray  # (B,): the source each element follows (all 0 unless ``separate``)
+    knobs: dict  # the objective's traced settings, leading axis B
 
     @property
     def batch(self) -> int:
@@ -57,8 +61,27 @@ class Problem:
         spec = self.spec._replace(octaves=self.cfg.octaves - stage.octave)
         return objective.make(self.cfg, spec, self.sources)
 
-    def targets_for(self, stage: Stage):
-        return self.targets[stage.octave :]
+    def targets_for(self, stage: Stage) -> dict:
+        """The optimiser's per-element arguments of a stage: targets, knobs and Adam's rate."""
+        return {"t": self.targets[stage.octave :], "k": self.knobs, "lr": self.knobs["lr"]}
+
+    def shared(self, step: int = 0) -> dict:
+        """The optimiser's shared arguments: the VGG and the iteration (sliced Wasserstein's directions)."""
+        return {"vgg": self.params, "step": jnp.int32(step)}
+
+    def element(self, i: int = 0, stage: Stage | None = None) -> tuple[dict, dict]:
+        """``(batched, shared)`` of batch element i: the arguments of ``self.objective(stage)(x, ...)``."""
+        batched = self.targets_for(stage or self.stages[0])
+        return jax.tree.map(lambda t: t[i], batched), self.shared()
+
+    def element_targets(self, i: int = 0) -> list:
+        """Element i's target statistics ``[[{kind: {...}}]]`` (for :func:`jtex.objective.texture_loss`)."""
+        return jax.tree.map(lambda t: t[i], self.targets)
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the loss changes with the iteration (fresh sliced Wasserstein directions)."""
+        return "swd" in self.spec.kinds
 
     def crop(self, x) -> np.ndarray:
         """(..., H + 2m, W + 2m, 3) canvas -> (..., H, W, 3) output."""

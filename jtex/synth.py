@@ -129,9 +129,8 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
     n_src = len(sources) if cfg.separate else 1
     src_index = np.repeat(np.arange(n_src), cfg.batch)
     b = len(src_index)
-    batched = [
-        [t[src_index] if cfg.separate else jnp.broadcast_to(t, (b,) + t.shape[1:]) for t in row] for row in targets
-    ]
+    batched = jax.tree.map(lambda t: t[src_index] if cfg.separate else jnp.broadcast_to(t, (b,) + t.shape[1:]), targets)
+    knobs = jax.tree.map(lambda v: jnp.broadcast_to(jnp.asarray(v), (b,) + np.shape(v)), objective.knobs(cfg))
     return Problem(
         cfg,
         paths,
@@ -144,6 +143,7 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
         stages,
         margin,
         src_index,
+        knobs,
     )
 
 

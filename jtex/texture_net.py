@@ -120,6 +120,7 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     scfg = cfg.synth_config()
     targets = objective.targets(vgg_params, [exemplar], scfg, separate=False)
     spec = objective.output_spec(scfg)
+    layer_w = objective.layer_weights(scfg)
 
     def norm(f, scale=1.0):
         return _l1_normalised_gradient(f, scale) if cfg.normalize_gradients else f
@@ -131,7 +132,8 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
             feats = vgg.features(vgg_params, level, want, padding=spec.vgg_padding, pooling=spec.pooling)
             for l, name in enumerate(spec.layers):
                 g = stats.gram(norm(feats[name]), norm=spec.gram)
-                texture = texture + spec.weights[l] * stats.gram_distance(g, targets[o][l], norm=spec.gram)
+                want_g = scfg.mul * targets[o][l]["gram"]["gram"]
+                texture = texture + layer_w[l] * stats.gram_distance(g, want_g, norm=spec.gram)
             if content is not None and o == 0:
                 target = vgg.features(vgg_params, content, (CONTENT_LAYER,), padding=spec.vgg_padding,
                                       pooling=spec.pooling)[CONTENT_LAYER]  # fmt: skip

@@ -25,7 +25,7 @@ def _problem(**kw):
 
 
 def _unbatched(targets, i=0):
-    return [[t[i] for t in row] for row in targets]
+    return jax.tree.map(lambda t: t[i], targets)
 
 
 def test_loss_falls_and_images_are_valid():
@@ -111,6 +111,7 @@ def test_join_modes(join):
     each = objective.targets(p.params, p.sources, cfg, separate=True)
     for row_j, row_e in zip(p.targets, each):
         for tj, te in zip(row_j, row_e):
+            tj, te = tj["gram"]["gram"], te["gram"]["gram"]
             tj = np.asarray(tj[0], np.float64)
             a, b = np.asarray(te[0], np.float64), np.asarray(te[1], np.float64)
             if join == "average":

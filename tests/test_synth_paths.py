@@ -24,8 +24,7 @@ TINY = vgg.init_params(jax.random.key(0), "vgg19", width=1 / 16)
 
 
 def _start_loss(p: synth.Problem) -> float:
-    t = [[g[0] for g in row] for row in p.targets]
-    return float(objective.texture_loss(p.x0[0], t, p.params, p.spec)[0])
+    return float(objective.texture_loss(p.x0[0], p.element_targets(), p.params, p.spec)[0])
 
 
 def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
@@ -173,8 +172,7 @@ def test_memory_estimate_matches_xla(size):
     # Snelgrove's default, against sizes.estimate_bytes without its fixed runtime allowance.
     cfg = SynthConfig(sources=(BRICK,), source_width=280, output_width=size, output_height=size, margin=0)
     p = synth.build(cfg)
-    t = [[g[0] for g in row] for row in p.targets]
-    stats = jax.jit(jax.value_and_grad(p.objective(p.stages[0]))).lower(p.x0[0], t, p.params).compile()
+    stats = jax.jit(jax.value_and_grad(p.objective(p.stages[0]))).lower(p.x0[0], *p.element()).compile()
     m = stats.memory_analysis()
     measured = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
     estimate = sizes.estimate_bytes(size, size, 1, p.spec) - sizes.RUNTIME_BYTES
