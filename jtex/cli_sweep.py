@@ -39,7 +39,7 @@ def cmd_sweep(argv):
 
     image.expand_sources(cfg.sources)
     out = Path(args.output_dir)
-    rows = sweeps.run(cfg, grid, out, progress=not args.quiet, metrics=not args.no_metrics)
+    rows = sweeps.run(cfg, grid, out, progress=not args.quiet, metrics=not args.no_metrics, overwrite=args.overwrite)
     print(f"jtex: wrote {out}/ ({len(rows)} points: sweep.csv, sweep.json, sheet.png, point_NNN/)")
 
 

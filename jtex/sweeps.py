@@ -154,6 +154,18 @@ def _check(base: SynthConfig, points):
         )
 
 
+def _finished(path: Path, cfg: SynthConfig) -> bool:
+    """Whether ``path`` holds this point's finished run (its settings, a result)."""
+    try:
+        settings = json.loads((path / "config.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    settings.pop("content_sha256", None)
+    mine = json.loads(json.dumps(cfg.to_dict()))
+    same = all(settings.get(k) == v for k, v in mine.items() if k not in ("save_every", "fps"))
+    return same and (path / "result.json").is_file()
+
+
 def _group_problem(cfgs: list[SynthConfig], params):
     """One batched problem for the points of one group (same shapes): their knobs and starts stacked."""
     import jax
@@ -218,6 +230,7 @@ def sweep(
     progress: bool = True,
     metrics: bool = True,
     params: dict | None = None,
+    overwrite: bool = False,
     **config,
 ) -> list[dict]:
     """Run every point of ``grid`` (``{key: [values]}``) over the settings ``config``.
@@ -230,6 +243,7 @@ def sweep(
       metrics: score each output with :func:`jtex.metrics.report` (ImageNet
         VGG-16) for the table.
       params: a VGG params dict instead of ``config["weights"]`` (tests).
+      overwrite: run every group again (another sweep's checkpoints in the folder are cleared).
       **config: any other :class:`SynthConfig` field; ``optimizer`` defaults
         to ``lbfgs`` (each point its own line search).
 
@@ -247,11 +261,16 @@ def sweep(
         base = SynthConfig(sources=tuple(str(s) for s in sources), **config)
     except TypeError as e:
         raise JtexError(f"bad setting: {e}") from None
-    return run(base, grid, output_dir, progress=progress, metrics=metrics, params=params)
+    return run(base, grid, output_dir, progress=progress, metrics=metrics, params=params, overwrite=overwrite)
 
 
-def run(base: SynthConfig, grid: dict, output_dir, *, progress=True, metrics=True, params=None) -> list[dict]:
-    """:func:`sweep` from a base :class:`SynthConfig` (what the command line builds)."""
+def run(
+    base: SynthConfig, grid: dict, output_dir, *, progress=True, metrics=True, params=None, overwrite=False
+) -> list[dict]:
+    """:func:`sweep` from a base :class:`SynthConfig` (what the command line builds).
+
+    ``overwrite`` starts every group again, clearing checkpoints of another sweep in the same folder.
+    """
     from jtex import driver, figures, files, image, outputs, rundir
 
     base.validate()
@@ -275,8 +294,7 @@ def run(base: SynthConfig, grid: dict, output_dir, *, progress=True, metrics=Tru
     images: list[np.ndarray | None] = [None] * len(points)
     for g, idx in enumerate(groups.values()):
         cfgs = [points[i][1] for i in idx]
-        done = [out / f"point_{i:03d}" / "result.json" for i in idx]
-        if all(d.is_file() for d in done):
+        if not overwrite and all(_finished(out / f"point_{i:03d}", c) for i, c in zip(idx, cfgs)):
             for i in idx:
                 result = json.loads((out / f"point_{i:03d}" / "result.json").read_text())
                 rows[i] = {"final_loss": float(sum(result["losses"])), "seconds": result["seconds"], "group": g}
@@ -285,7 +303,7 @@ def run(base: SynthConfig, grid: dict, output_dir, *, progress=True, metrics=Tru
         problem = _group_problem(cfgs, params)
         settings = {"points": [c.to_dict() for c in cfgs], "content_sha256": outputs.content_digests(problem)}
         gdir = rundir.RunDir(out / "groups" / f"{g:02d}", settings, seed=cfgs[0].seed, weights=problem.weights_meta,
-                             cosmetic=("save_every",))  # fmt: skip
+                             cosmetic=("save_every",), overwrite=overwrite)  # fmt: skip
         try:
             t = time.perf_counter()
             x, results, seconds, _ = driver.optimise(problem, gdir, progress=progress)

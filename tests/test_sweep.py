@@ -93,6 +93,12 @@ def test_shape_keys_loop_in_groups_and_a_rerun_resumes(tmp_path, capsys):
     again = _sweep(tmp_path / "s", {"octaves": [1, 2], "loss": ["gram=1", "emd=1"]})
     assert (tmp_path / "s" / "sweep.csv").read_text() == before and again == rows
     assert (tmp_path / "s" / "point_002" / "output.png").stat().st_mtime_ns == stamp
+    # Another grid in the same folder is not answered with the old points: its group's checkpoints differ.
+    with pytest.raises(JtexError, match="other settings"):
+        _sweep(tmp_path / "s", {"octaves": [1, 2], "loss": ["gram=1", "swd=1"]})
+    other = _sweep(tmp_path / "s", {"octaves": [1, 2], "loss": ["gram=1", "swd=1"]}, overwrite=True)
+    assert other[1]["final_loss"] != rows[1]["final_loss"]
+    assert other[0]["final_loss"] == pytest.approx(rows[0]["final_loss"], rel=1e-3)
 
 
 def test_sweep_refuses_what_it_cannot_do(tmp_path):
