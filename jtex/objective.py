@@ -111,12 +111,6 @@ def summaries(params, x, spec: Spec) -> list[list[dict]]:
 exemplar_summaries = jax.jit(summaries, static_argnames="spec")
 
 
-def grams(params, x, spec: Spec) -> list[list[jax.Array]]:
-    """Grams of every (octave, layer) for images x (N, H, W, 3): ``[[(N, C, C)]]``."""
-    rows = summaries(params, x, spec._replace(kinds=("gram",)))
-    return [[s["gram"]["gram"] for s in row] for row in rows]
-
-
 def targets(params, sources: list[np.ndarray], cfg: SynthConfig, *, separate: bool):
     """Target statistics ``[[{kind: {name: (S or 1, ...)}}]]`` per octave and layer.
 
