@@ -1,7 +1,7 @@
 """Command line: ``jtex synth ...`` (also plain ``python run.py ...``), ``jtex weights ...``,
 ``jtex train-texnet ...``, ``jtex sample ...`` and ``jtex stylize ...`` (see :mod:`jtex.cli_texnet`),
 ``jtex metrics ...`` (see :mod:`jtex.cli_metrics`), ``jtex mdan``, ``jtex train-mgan`` and ``jtex generate``
-(see :mod:`jtex.cli_mgan`), ``jtex sweep`` (see :mod:`jtex.cli_sweep`).
+(see :mod:`jtex.cli_mgan`), ``jtex sweep`` (here; the sweep itself is :mod:`jtex.sweeps`).
 
 Synthesis flags follow Snelgrove's subjective-functions (``-s``, ``-ow``,
 ``-o``, ``-l``, ``-m``, ...). Expected mistakes print one line and exit 1;
@@ -292,14 +292,47 @@ def cmd_features(argv):
         )
 
 
+def cmd_sweep(argv):
+    p = synth_parser(prog="jtex sweep")
+    p.description = (
+        "Synthesise every point of a grid of settings. Keys that keep shapes (layer_weights, loss, mul, tv_weight, "
+        "lr, seed, init_scale) run in one compiled program; others (sizes, octaves, layers, padding...) loop."
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2",
+        help="a setting and its values, e.g. --grid mul=0.5,1,2 --grid seed=0,1; separate values by ';' when they "
+        "are lists: --grid 'layer_weights=1,0;linear' --grid 'loss=gram=1;swd=1'",
+    )
+    p.add_argument("--no-metrics", action="store_true", help="do not score the outputs with jtex.metrics (VGG-16)")
+    p.set_defaults(optimizer="lbfgs")
+    args = p.parse_args(argv)
+    if not args.output_dir:
+        raise JtexError("jtex sweep needs --output-dir DIR")
+    if args.no_compilation_cache:
+        os.environ["JTEX_COMPILATION_CACHE"] = "0"
+    from jtex import sweeps
+
+    grid = sweeps.parse_grid(args.grid)
+    cfg = config_from_args(args).validate()
+    from jtex import image
+
+    image.expand_sources(cfg.sources)
+    out = Path(args.output_dir)
+    rows = sweeps.run(cfg, grid, out, progress=not args.quiet, metrics=not args.no_metrics, overwrite=args.overwrite)
+    print(f"jtex: wrote {out}/ ({len(rows)} points: sweep.csv, sweep.json, sheet.png, point_NNN/)")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "synth"
     try:
-        from jtex import cli_metrics, cli_mgan, cli_sweep, cli_texnet
+        from jtex import cli_metrics, cli_mgan, cli_texnet
 
-        commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features}
-        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS | cli_mgan.COMMANDS | cli_sweep.COMMANDS
+        commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features, "sweep": cmd_sweep}
+        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS | cli_mgan.COMMANDS
         commands[command](argv)
     except JtexError as e:
         print(f"jtex: error: {e}", file=sys.stderr)
