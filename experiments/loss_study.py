@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import results_file  # noqa: E402
 
 import jtex  # noqa: E402
 
@@ -52,16 +53,10 @@ def main():
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    if args.markdown:
-        print(markdown(res))
+    res = results_file.start(RESULTS, markdown, args.markdown)
+    if res is None:
         return
-    import jax
-
-    dev = jax.devices()[0]
-    res.update(machine=f"{dev.platform}: {os.cpu_count()} CPU cores", jax=jax.__version__, size=args.size,
-               iters=args.iters)  # fmt: skip
-    res.setdefault("exemplars", {})
+    res.update(size=args.size, iters=args.iters)
     for path in args.exemplars:
         rows = jtex.sweep(path, {"loss": LOSSES}, RUNS / Path(path).stem, output_width=args.size,
                           output_height=args.size, source_width=args.size, padding="same", max_iter=args.iters,

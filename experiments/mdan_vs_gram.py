@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import results_file  # noqa: E402
 
 from jtex import mdan, metrics, synth  # noqa: E402
 from jtex.config import SynthConfig  # noqa: E402
@@ -84,15 +85,9 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--markdown", action="store_true", help="print the table of the results file and exit")
     args = ap.parse_args()
-    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    if args.markdown:
-        print(markdown(res))
+    res = results_file.start(RESULTS, markdown, args.markdown)
+    if res is None:
         return
-    import jax
-
-    dev = jax.devices()[0]
-    res.update(machine=f"{dev.platform}: {dev.device_kind}, {os.cpu_count()} CPU cores", jax=jax.__version__)
-    res.setdefault("exemplars", {})
     for seed in args.seeds:
         for path in args.exemplars:
             t = time.perf_counter()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
+import results_file  # noqa: E402
 from bench_synth import SNELGROVE, _torch_lbfgs  # noqa: E402
 
 from jtex import image, metrics, synth  # noqa: E402
@@ -104,15 +104,9 @@ def main():
     ap.add_argument("--margins", type=int, nargs="*", default=[], help="also run jtex with these margins")
     ap.add_argument("--markdown", action="store_true", help="print the table of the results file and exit")
     args = ap.parse_args()
-    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    if args.markdown:
-        print(markdown(res))
+    res = results_file.start(RESULTS, markdown, args.markdown)
+    if res is None:
         return
-    import jax
-
-    dev = jax.devices()[0]
-    res.update(machine=f"{dev.platform}: {dev.device_kind}, {os.cpu_count()} CPU cores", jax=jax.__version__)
-    res.setdefault("exemplars", {})
     for seed in args.seeds:
         for path in args.exemplars:
             t = time.perf_counter()

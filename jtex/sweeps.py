@@ -49,7 +49,6 @@ def _field_types() -> dict[str, str]:
     kinds = {f.name: "str" for f in dataclasses.fields(SynthConfig)}
     kinds |= {n: "int" for n in config._INTS} | {n: "float" for n in config._FLOATS}
     kinds |= {n: "bool" for n in config._BOOLS} | {"layers": "layers", "layer_weights": "weights", "loss": "loss"}
-    kinds |= {"margin": "int", "source_width": "int", "source_scale": "float"}
     return kinds
 
 
