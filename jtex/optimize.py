@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import lbfgsb, methods
+from jtex import lbfgsb, methods, sharding
 from jtex.choices import OPTIMIZERS as METHODS
 
 
@@ -73,14 +73,19 @@ class Result(NamedTuple):
 FIRST_STEP = 0.02
 
 
-def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter, refresh):
+def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter, refresh, plan):
     shape = x0.shape
+    _, batched, shared, _ = sharding.lay_out(None, batched, shared, None, plan)  # x is laid out per call
     current = [shared if refresh is None else refresh(shared, start_iter)]
-    value_and_grad = _compiled(fun, "lbfgs-b", 0.0, tol, bounds).value_and_grad
+    compiled = _compiled(fun, "lbfgs-b", 0.0, tol, bounds).value_and_grad
+
+    def value_and_grad(x, batched, shared):  # the real images' losses and gradient (padded ones dropped)
+        return sharding.trim(compiled(sharding.lay_out(x, None, None, None, plan)[0], batched, shared), plan)
+
     last = {}
 
     def fg(flat):
-        x = jnp.asarray(flat.reshape(shape), jnp.float32)
+        x = np.asarray(flat.reshape(shape), np.float32)
         losses, g = value_and_grad(x, batched, current[0])
         losses = np.asarray(losses, np.float64)
         last.update(x=flat, losses=losses)
@@ -109,7 +114,7 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
     if np.array_equal(last.get("x"), res.x):
         losses = last["losses"].astype(np.float32)
     else:  # the value_and_grad already compiled, rather than compiling the loss alone
-        losses = np.asarray(value_and_grad(jnp.asarray(x), batched, current[0])[0])
+        losses = np.asarray(value_and_grad(x, batched, current[0])[0])
     message = res.message
     if not res.success and "ITERATIONS REACHED LIMIT" not in message.upper():
         message = f"abnormal stop: {message}"
@@ -152,12 +157,16 @@ def init_device_state(fun, method, lr, x0, batched, shared, *, tol=1e-9, bounds=
 
 
 def _minimize_device(
-    fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback, start_iter, state, refresh
+    fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback, start_iter, state, refresh, plan
 ):
     compiled = _compiled(fun, method, lr, tol, bounds)
     step = compiled.step
-    s = state if state is not None else compiled.init(jnp.asarray(x0, jnp.float32), batched, shared)
-    evals0 = int(jnp.sum(s.evals))
+    x0 = np.asarray(x0 if x0 is not None else state.x, np.float32)
+    n = len(x0)
+    x0, batched, shared, state = sharding.lay_out(x0, batched, shared, state, plan)  # `real` drops any padding
+    real = functools.partial(sharding.trim, p=plan)
+    s = state if state is not None else compiled.init(jnp.asarray(x0), batched, shared)
+    evals0 = int(jnp.sum(real(s.evals)))
     iteration = start_iter
     dispatched = start_iter
     while not bool(jnp.all(s.done | (s.k >= max_iter))):
@@ -178,7 +187,7 @@ def _minimize_device(
                 fs.append(s.f)
         if not ks:
             break
-        ks, fs = np.asarray(jnp.stack(ks)), np.asarray(jnp.stack(fs))  # (steps, B)
+        ks, fs = np.asarray(jnp.stack(ks))[:, :n], np.asarray(jnp.stack(fs))[:, :n]  # (steps, B)
         # Row j: each image's loss at the first step where it reached iteration j.
         levels = np.arange(iteration + 1, until + 1)
         first = np.argmax(ks[None] >= levels[:, None, None], axis=1)  # (rows, B)
@@ -186,13 +195,14 @@ def _minimize_device(
         rows = np.where((ks[-1] >= levels[:, None]), rows, fs[-1])  # converged early: its last loss
         iteration = until
         if callback is not None:
-            callback(Progress(iteration, rows, s.x, s, int(jnp.sum(s.evals)) - evals0))
+            callback(Progress(iteration, rows, real(s.x), real(s), int(jnp.sum(real(s.evals))) - evals0))
     # jtex's L-BFGS keeps the loss at its accepted point; the wrapped optimisers' `f` is a step behind.
-    final = np.asarray(s.f if isinstance(s, methods.LbfgsState) else compiled.per_image(s.x, batched, shared))
+    final = real(s.f if isinstance(s, methods.LbfgsState) else compiled.per_image(s.x, batched, shared))
+    s = real(s)
     converged = bool(jnp.all(s.done))
     return Result(
         np.asarray(s.x),
-        final,
+        np.asarray(final),
         int(jnp.max(s.k)),
         int(jnp.sum(s.evals)) - evals0,
         converged,
@@ -217,6 +227,7 @@ def minimize(
     start_iter: int = 0,
     state: Any = None,
     refresh: Callable[[Any, int], Any] | None = None,
+    shard: bool = True,
 ) -> Result:
     """Minimise ``sum_b fun(x[b], batched[b], shared)`` over a batch of images.
 
@@ -239,6 +250,8 @@ def minimize(
         with the iteration (fresh random projections): ``lbfgs-b`` calls it
         after each iteration, so a line search sees one objective; device
         methods before each step.
+      shard: lay the batch out over the local devices (:mod:`jtex.sharding`)
+        when there are several; results are the same as on one device.
 
     Returns:
       :class:`Result`; ``x`` is clipped to ``bounds``.
@@ -246,6 +259,8 @@ def minimize(
     if method not in METHODS:
         raise ValueError(f"unknown optimizer {method!r}; choose one of {', '.join(METHODS)}")
     bounds = None if bounds is None else (float(bounds[0]), float(bounds[1]))
+    shape = np.shape(x0) if x0 is not None else np.shape(state.x)  # a resumed device run may pass only its state
+    plan = sharding.plan(shape) if shard else None
     if method == "lbfgs-b":
         res = _minimize_scipy(
             fun,
@@ -258,6 +273,7 @@ def minimize(
             callback=callback,
             start_iter=start_iter,
             refresh=refresh,
+            plan=plan,
         )
     else:
         res = _minimize_device(
@@ -275,6 +291,7 @@ def minimize(
             start_iter=start_iter,
             state=state,
             refresh=refresh,
+            plan=plan,
         )
     if bounds is not None:
         res = res._replace(x=np.clip(res.x, *bounds))

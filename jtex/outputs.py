@@ -86,7 +86,7 @@ def content_digests(problem: Problem) -> dict:
 
 
 def open_run_dir(output_dir, problem: Problem, *, overwrite: bool = False):
-    from jtex import rundir
+    from jtex import rundir, sharding
 
     cfg = problem.cfg
     settings = cfg.to_dict() | {"content_sha256": content_digests(problem)}
@@ -97,6 +97,7 @@ def open_run_dir(output_dir, problem: Problem, *, overwrite: bool = False):
         weights=problem.weights_meta,
         cosmetic=("save_every", "fps"),
         overwrite=overwrite,
+        manifest={"mesh": sharding.describe(np.shape(problem.x0))},
     )
 
 

@@ -59,6 +59,8 @@ class RunDir:
       weights: metadata of the weights used (name, arch, sha256s).
       cosmetic: setting names that only change how a run reports (ignored
         when comparing with an existing folder).
+      manifest: more entries for config.json (how the run is laid out:
+        ``mesh``), not compared on reuse.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class RunDir:
         weights: dict | None = None,
         cosmetic: tuple[str, ...] = (),
         overwrite: bool = False,
+        manifest: dict | None = None,
     ):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -108,6 +111,7 @@ class RunDir:
                 "command": sys.argv,
                 "versions": versions(),
                 "weights": {k: (weights or {}).get(k) for k in ("name", "arch", "source_sha256", "npz_sha256")},
+                **(manifest or {}),
             }
             files.atomic_write_text(self.config_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         self._manager = None

@@ -115,6 +115,11 @@ def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, margin: int,
                 f"{max(step, round(cfg.output_height / step) * step)}"
             )
     n_images = (len(sources) if cfg.separate else 1) * cfg.batch * cfg.count
+    if jax.local_devices()[0].platform != "cpu":  # each accelerator holds its share of the batch (jtex.sharding)
+        from jtex import sharding
+
+        p = sharding.plan((len(sources) if cfg.separate else 1) * cfg.batch)
+        n_images = n_images if p is None else p.per_device * cfg.count
     h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
     need = estimate_bytes(h, w, n_images, out)
     have = available_bytes()

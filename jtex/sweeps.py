@@ -41,6 +41,7 @@ from jtex.errors import JtexError
 TRACED = ("layer_weights", "loss", "mul", "tv_weight", "lr", "seed", "init_scale")
 _NOT_SWEPT = ("sources", "arrays", "extra", "save_every", "batch", "separate")
 _METRIC_KEYS = ("swd_s1", "swd_s2", "swd_s4", "spectrum", "colour", "gram")
+BASELINES = ("baseline_crop", "baseline_noise")
 
 
 def _field_types() -> dict[str, str]:
@@ -239,8 +240,9 @@ def sweep(
       grid: setting name -> list of values (``SynthConfig`` field names; see
         :func:`parse_grid` for the command line's spelling).
       output_dir: the sweep folder (see the module docstring).
-      metrics: score each output with :func:`jtex.metrics.report` (ImageNet
-        VGG-16) for the table.
+      metrics: score each output with :func:`jtex.metrics.report` for the table,
+        with ImageNet VGG-16 (normalised VGG-19 when the points use ``vgg16``);
+        ``sweep.json`` also keeps each point's two baselines.
       params: a VGG params dict instead of ``config["weights"]`` (tests).
       overwrite: run every group again (another sweep's checkpoints in the folder are cleared).
       **config: any other :class:`SynthConfig` field; ``optimizer`` defaults
@@ -270,7 +272,7 @@ def run(
 
     ``overwrite`` starts every group again, clearing checkpoints of another sweep in the same folder.
     """
-    from jtex import driver, figures, files, image, outputs, rundir
+    from jtex import driver, figures, files, image, outputs, rundir, sharding
 
     base.validate()
     grid = {k.replace("-", "_"): [_normalise(k, x) for x in v] for k, v in grid.items()}
@@ -302,7 +304,8 @@ def run(
         problem = _group_problem(cfgs, params)
         settings = {"points": [c.to_dict() for c in cfgs], "content_sha256": outputs.content_digests(problem)}
         gdir = rundir.RunDir(out / "groups" / f"{g:02d}", settings, seed=cfgs[0].seed, weights=problem.weights_meta,
-                             cosmetic=("save_every",), overwrite=overwrite)  # fmt: skip
+                             cosmetic=("save_every",), overwrite=overwrite,
+                             manifest={"mesh": sharding.describe(np.shape(problem.x0))})  # fmt: skip
         try:
             t = time.perf_counter()
             x, results, seconds, _ = driver.optimise(problem, gdir, progress=progress)
@@ -324,13 +327,20 @@ def run(
         from jtex import synth
 
         exemplar = synth.load_sources(base)[1][0]
-        scores = jm.report(exemplar, images, names=[f"point_{i:03d}" for i in range(len(points))], key=base.seed)
+        network = "vgg19" if base.weights == "vgg16" else "vgg16"  # never the network the points optimised
+        names = [f"point_{i:03d}" for i in range(len(points))]
+        scores = jm.report(exemplar, images, names=names, network=network, key=base.seed)
     for i, ((values, _), row) in enumerate(zip(points, rows)):
         entry = {"point": i, **{k: _jsonable(v) for k, v in values.items()}, **row}
         if metrics:
             entry |= {k: scores[i][k] for k in _METRIC_KEYS}
         table.append(entry)
     summary = {"grid": {k: [_jsonable(v) for v in vs] for k, vs in grid.items()}, "rows": table}
+    if metrics:  # what the numbers mean: another crop of the exemplar, and colour-matched noise, at each point's size
+        summary |= {
+            "metrics_network": network,
+            "baselines": [{k: scores[i][k] for k in BASELINES} for i in range(len(table))],
+        }
     files.atomic_write_text(out / "sweep.json", json.dumps(summary, indent=2) + "\n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(table[0]))
