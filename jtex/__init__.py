@@ -25,3 +25,12 @@ def sweep(sources, grid, output_dir, **config):
     from jtex.sweeps import sweep as _sweep
 
     return _sweep(sources, grid, output_dir, **config)
+
+
+def batch(jobs, output_dir, **defaults):
+    """Run many syntheses (a JSONL file or a list of setting dicts), batched, resumable: :func:`jtex.jobs.run`."""
+    from jtex.jobs import run as _run
+
+    progress = defaults.pop("progress", True)
+    max_group = defaults.pop("max_group", 16)
+    return _run(jobs, output_dir, progress=progress, max_group=max_group, defaults=defaults)

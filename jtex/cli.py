@@ -1,7 +1,8 @@
 """Command line: ``jtex synth ...`` (also plain ``python run.py ...``), ``jtex weights ...``,
 ``jtex train-texnet ...``, ``jtex sample ...`` and ``jtex stylize ...`` (see :mod:`jtex.cli_texnet`),
 ``jtex metrics ...`` (see :mod:`jtex.cli_metrics`), ``jtex mdan``, ``jtex train-mgan`` and ``jtex generate``
-(see :mod:`jtex.cli_mgan`), ``jtex sweep`` (here; the sweep itself is :mod:`jtex.sweeps`).
+(see :mod:`jtex.cli_mgan`), ``jtex sweep`` (here; the sweep itself is :mod:`jtex.sweeps`), ``jtex batch``
+(see :mod:`jtex.cli_batch`).
 
 Synthesis flags follow Snelgrove's subjective-functions (``-s``, ``-ow``,
 ``-o``, ``-l``, ``-m``, ...). Expected mistakes print one line and exit 1;
@@ -32,6 +33,7 @@ SUBCOMMANDS = (
     "train-mgan",
     "generate",
     "sweep",
+    "batch",
 )
 
 
@@ -329,10 +331,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "synth"
     try:
-        from jtex import cli_metrics, cli_mgan, cli_texnet
+        from jtex import cli_batch, cli_metrics, cli_mgan, cli_texnet
 
         commands = {"synth": cmd_synth, "weights": cmd_weights, "features": cmd_features, "sweep": cmd_sweep}
-        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS | cli_mgan.COMMANDS
+        commands |= cli_texnet.COMMANDS | cli_metrics.COMMANDS | cli_mgan.COMMANDS | cli_batch.COMMANDS
         commands[command](argv)
     except JtexError as e:
         print(f"jtex: error: {e}", file=sys.stderr)

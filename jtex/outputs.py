@@ -8,6 +8,9 @@ a number next to the loss.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from jtex import colour, figures, image, metrics
@@ -85,7 +88,7 @@ def content_digests(problem: Problem) -> dict:
     }
 
 
-def open_run_dir(output_dir, problem: Problem, *, overwrite: bool = False):
+def open_run_dir(output_dir, problem: Problem, *, overwrite: bool = False, mesh: dict | None = None):
     from jtex import rundir, sharding
 
     cfg = problem.cfg
@@ -97,8 +100,20 @@ def open_run_dir(output_dir, problem: Problem, *, overwrite: bool = False):
         weights=problem.weights_meta,
         cosmetic=("save_every", "fps"),
         overwrite=overwrite,
-        manifest={"mesh": sharding.describe(np.shape(problem.x0))},
+        manifest={"mesh": mesh or sharding.describe(np.shape(problem.x0))},
     )
+
+
+def finished(path: Path, cfg: SynthConfig) -> bool:
+    """Whether ``path`` holds a finished run of ``cfg`` (its settings, save_every and fps aside, and a result)."""
+    try:
+        settings = json.loads((path / "config.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    settings.pop("content_sha256", None)
+    mine = json.loads(json.dumps(cfg.to_dict()))
+    same = all(settings.get(k) == v for k, v in mine.items() if k not in ("save_every", "fps"))
+    return same and (path / "result.json").is_file()
 
 
 def load_finished(run_dir, cfg: SynthConfig) -> SynthResult:

@@ -78,7 +78,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise JtexError(f"--output-dir {self.path} is a file; name a folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock(self.path)
+        self._lock = lock_folder(self.path)
         self.config_path = self.path / "config.json"
         if overwrite:
             _clear(self.path)
@@ -233,7 +233,7 @@ class RunDir:
         return json.loads((self.path / "result.json").read_text())
 
 
-def _lock(path: Path):
+def lock_folder(path: Path):
     """An exclusive OS lock on ``path/.lock`` for the run's life: a second process gets one line, not a race."""
     try:
         import fcntl

@@ -154,18 +154,6 @@ def _check(base: SynthConfig, points):
         )
 
 
-def _finished(path: Path, cfg: SynthConfig) -> bool:
-    """Whether ``path`` holds this point's finished run (its settings, a result)."""
-    try:
-        settings = json.loads((path / "config.json").read_text())["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    settings.pop("content_sha256", None)
-    mine = json.loads(json.dumps(cfg.to_dict()))
-    same = all(settings.get(k) == v for k, v in mine.items() if k not in ("save_every", "fps"))
-    return same and (path / "result.json").is_file()
-
-
 def _group_problem(cfgs: list[SynthConfig], params):
     """One batched problem for the points of one group (same shapes): their knobs and starts stacked."""
     import jax
@@ -295,7 +283,7 @@ def run(
     images: list[np.ndarray | None] = [None] * len(points)
     for g, idx in enumerate(groups.values()):
         cfgs = [points[i][1] for i in idx]
-        if not overwrite and all(_finished(out / f"point_{i:03d}", c) for i, c in zip(idx, cfgs)):
+        if not overwrite and all(outputs.finished(out / f"point_{i:03d}", c) for i, c in zip(idx, cfgs)):
             for i in idx:
                 result = json.loads((out / f"point_{i:03d}" / "result.json").read_text())
                 rows[i] = {"final_loss": float(sum(result["losses"])), "seconds": result["seconds"], "group": g}
