@@ -113,6 +113,13 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     a("--separate", action="store_true", help="one synthesis per source instead of joining them")
     a("--tile", action="store_true", help="seamless tiles: circular padding for the synthesised image")
     a("--coarse-to-fine", action="store_true", help="synthesise the coarsest octave first, then refine")
+    a(
+        "--gram-tile",
+        type=int,
+        default=d.gram_tile,
+        help=f"Grams of pyramid levels wider than twice this are summed over tiles of this many px, rematerialised, "
+        f"so large images fit in memory ('valid' padding, gram loss; exact; 0: never; default {d.gram_tile})",
+    )
     a("--match-histogram", action="store_true", help="match each colour channel's histogram to the source")
     a("--weights", default=d.weights, help="vgg19-normalized | vgg16 | PATH (.pth, .h5, .npz)")
     a("--output-dir", default=None, help="run folder (default runs/<source>-<hash of settings>)")
@@ -181,6 +188,7 @@ def config_from_args(args):
         separate=args.separate,
         tile=args.tile,
         coarse_to_fine=args.coarse_to_fine,
+        gram_tile=args.gram_tile,
         match_histogram=args.match_histogram,
         weights=args.weights,
         count=args.count,

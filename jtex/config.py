@@ -38,6 +38,7 @@ _INTS = {
     "if_order",
     "if_octaves",
     "margin",
+    "gram_tile",
 }
 _FLOATS = {"mul", "source_scale", "init_scale", "tol", "lr", "if_weight", "if_shift", "fps", "tv_weight"}
 _BOOLS = {"separate", "tile", "coarse_to_fine", "match_histogram"}
@@ -120,6 +121,7 @@ class SynthConfig:
     separate: bool = False
     tile: bool = False
     coarse_to_fine: bool = False
+    gram_tile: int = 1024  # px per tile side for Grams of levels larger than twice that (jtex.tiling); 0: whole
     match_histogram: bool = False
     weights: str = "vgg19-normalized"
     # Animation (Snelgrove's inter-frame loss); count=1 is a still image.
@@ -215,6 +217,8 @@ class SynthConfig:
                 bad(f"--{flag} {value!r} is not one of: {', '.join(allowed)}")
         if self.max_iter < 1:
             bad(f"--max-iter must be at least 1, got {self.max_iter}")
+        if self.gram_tile < 0:
+            bad(f"--gram-tile must be 0 (off) or a tile side in px, got {self.gram_tile}")
         if self.batch < 1:
             bad(f"--batch must be at least 1, got {self.batch}")
         if self.count < 1:

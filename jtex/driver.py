@@ -144,6 +144,9 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
     start = _restore(problem, run_dir)
     t0, started_at = time.perf_counter(), time.time()
     clock = lambda: (start.seconds if start else 0.0) + time.perf_counter() - t0  # noqa: E731
+    need, have = problem.memory
+    if progress and need:
+        print(f"jtex: memory estimate {need / 2**30:.2f} GiB ({have / 2**30:.1f} GiB free)", file=sys.stderr)
     bar = tqdm(
         total=cfg.max_iter * len(problem.stages),
         disable=not progress,

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtex import animation, losses, pyramid, vgg
+from jtex import animation, losses, pyramid, stats, tiling, vgg
 from jtex.config import SynthConfig, layer_schedule
 from jtex.errors import JtexError
 
@@ -48,6 +48,7 @@ class Spec(NamedTuple):
     grey: bool = False  # every source is greyscale: synthesise a greyscale image
     kinds: tuple[str, ...] = ("gram",)  # statistics matched (jtex.losses), weighted by knobs["stat_w"]
     tv: bool = False  # a total-variation term, weighted by knobs["tv"]
+    gram_tile: int = 0  # tile side for Grams of large levels (jtex.tiling); 0: whole
 
 
 def exemplar_spec(cfg: SynthConfig) -> Spec:
@@ -55,7 +56,8 @@ def exemplar_spec(cfg: SynthConfig) -> Spec:
     layers = vgg.resolve_layers(cfg.layers)
     pyr = "valid" if cfg.padding == "valid" else ("circular" if cfg.padding == "circular" else "reflect")
     kinds = tuple(k for k, _ in cfg.loss)
-    return Spec(layers, cfg.octaves, cfg.gram, cfg.padding, pyr, cfg.pooling, kinds=kinds, tv=cfg.tv_weight > 0)
+    return Spec(layers, cfg.octaves, cfg.gram, cfg.padding, pyr, cfg.pooling, kinds=kinds, tv=cfg.tv_weight > 0,
+                gram_tile=cfg.gram_tile)  # fmt: skip
 
 
 def output_spec(cfg: SynthConfig) -> Spec:
@@ -90,11 +92,25 @@ def knobs(cfg: SynthConfig, kinds: tuple[str, ...] | None = None) -> dict:
     }
 
 
+def _tiled(spec: Spec, level) -> bool:
+    return tiling.applies(spec.kinds, spec.vgg_padding, spec.gram_tile, level.shape[-3], level.shape[-2])
+
+
+def _tiled_grams(params, level, spec: Spec):
+    lead = level.shape[:-3]
+    flat = level.reshape((-1,) + level.shape[-3:])
+    gs = tiling.grams(params, flat, spec.layers, norm=spec.gram, pooling=spec.pooling, core=spec.gram_tile)
+    return [g.reshape(lead + g.shape[-2:]) for g in gs]
+
+
 def summaries(params, x, spec: Spec) -> list[list[dict]]:
     """Every statistic of every (octave, layer) for images x (S, H, W, 3): ``[[{kind: {...}}]]``."""
     out = []
     key = jax.random.key(0)  # swd's subsample of positions: fixed, so targets do not depend on the seed
     for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
+        if _tiled(spec, level):
+            out.append([{"gram": {"gram": g}} for g in _tiled_grams(params, level, spec)])
+            continue
         feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
         out.append(
             [
@@ -174,6 +190,11 @@ def texture_loss(x, targets, params, spec: Spec, knobs: dict | None = None, step
     key = jax.random.fold_in(jax.random.key(knobs["seed"]), step) if "swd" in spec.kinds else None
     total = 0.0
     for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
+        if _tiled(spec, level):
+            for l, g in enumerate(_tiled_grams(params, level, spec)):
+                d = stats.gram_distance(g, knobs["mul"] * targets[o][l]["gram"]["gram"], norm=spec.gram)
+                total = total + (knobs["layer_w"][l] * knobs["stat_w"][0]) * d
+            continue
         feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
         for l, name in enumerate(spec.layers):
             for k, kind in enumerate(spec.kinds):

@@ -51,6 +51,7 @@ class Problem:
     margin: int
     src_index: np.ndarray  # (B,): the source each element follows (all 0 unless ``separate``)
     knobs: dict  # the objective's traced settings, leading axis B
+    memory: tuple[int, int] = (0, 0)  # (estimated peak, free) bytes, from jtex.sizes.check
 
     @property
     def batch(self) -> int:

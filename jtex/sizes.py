@@ -47,7 +47,10 @@ def _check_size(what: str, h: int, w: int, spec: Spec, octaves: int, fix: str):
         )
 
 
-RUNTIME_BYTES = 100 * 2**20  # the XLA runtime and the program's code, beyond its buffers
+def runtime_bytes() -> int:
+    """What a run holds beyond its programs' buffers: on the CPU the whole process (Python, jaxlib, XLA's
+    runtime, the weights; 0.5 GiB measured for a 64² run), on an accelerator the runtime's share of it."""
+    return (512 if jax.local_devices()[0].platform == "cpu" else 128) * 2**20
 
 
 def estimate_bytes(h: int, w: int, n_images: int, spec: Spec) -> int:
@@ -55,20 +58,61 @@ def estimate_bytes(h: int, w: int, n_images: int, spec: Spec) -> int:
 
     Backpropagation keeps every conv output (XLA fuses the ReLU into it) and
     every pool output, float32, at every octave; on top, the cotangents of
-    the two largest maps are alive at once, plus a fixed allowance for the
-    runtime. Without that allowance it is within 15% of XLA's own accounting
+    the two largest maps are alive at once. The runtime is not counted
+    (:func:`need_bytes` adds it). It is within 15% of XLA's own accounting
     of the compiled program (temporaries, arguments, outputs) at 300 to 768
-    px (tests/test_synth_paths.py).
+    px (tests/test_synth_paths.py). A level whose Grams are summed over tiles
+    (:mod:`jtex.tiling`) keeps one tile's maps, and image-sized buffers.
     """
+    from jtex import tiling
+
     seq = vgg.layer_sequence("vgg19")
     kept = [n for n in seq[: seq.index(vgg.deepest(spec.layers)) + 1] if not n.startswith("relu")]
-    total, largest = 0, 0
+
+    def maps(lh, lw):
+        sizes = [vgg.output_size(lh, lw, name, spec.vgg_padding) for name in kept]
+        ns = [max(oh, 0) * max(ow, 0) * vgg.channels(name) for (oh, ow), name in zip(sizes, kept)]
+        return sum(ns), max(ns)
+
+    total, largest, extra = 0, 0, 0
     for lh, lw in pyramid.level_sizes(h, w, spec.octaves, spec.pyr_padding):
-        for name in kept:
-            oh, ow = vgg.output_size(lh, lw, name, spec.vgg_padding)
-            n = max(oh, 0) * max(ow, 0) * vgg.channels(name)
-            total, largest = total + n, max(largest, n)
-    return int((total + 2 * largest) * 4 * n_images + RUNTIME_BYTES)
+        if tiling.applies(spec.kinds, spec.vgg_padding, spec.gram_tile, lh, lw):
+            t = tiling.plan(lh, lw, spec.layers, spec.gram_tile)
+            lh, lw = t.core[0] + t.halo, t.core[1] + t.halo
+            extra += 4 * (t.ny * t.core[0] + t.halo) * (t.nx * t.core[1] + t.halo) * 3
+        n, big = maps(lh, lw)
+        total, largest = total + n, max(largest, big)
+    return int((total + 2 * largest + extra) * 4 * n_images)
+
+
+MEMORY = 10  # L-BFGS pairs kept, host (jtex.lbfgsb) and device (jtex.methods)
+
+
+def optimizer_bytes(cfg: SynthConfig, h: int, w: int, n_images: int) -> int:
+    """What the optimiser holds for n_images images of h x w px, at its peak in a run of cfg.max_iter.
+
+    Host L-BFGS-B (float64, in this process: counted on the CPU only) fills one pair of its work array per
+    iteration up to ``MEMORY``, on top of 5 work vectors, the iterate, gradient and bounds, the copies handed
+    to the device and the active-set integers; a device L-BFGS holds its pairs in float32, Adam two moments.
+    """
+    n = n_images * h * w * 3
+    k = min(cfg.max_iter, MEMORY)
+    if cfg.optimizer == "lbfgs-b":
+        if jax.local_devices()[0].platform != "cpu":
+            return 0
+        return 8 * n * (2 * k + 5) + 52 * n
+    return 4 * n * ((2 * k + 4) if "lbfgs" in cfg.optimizer else 4)
+
+
+def need_bytes(cfg: SynthConfig, sources: list[np.ndarray], margin: int, n_images: int) -> int:
+    """Peak memory of a run: the runtime, the largest exemplar's target program, the synthesis's
+    loss+gradient (counted together: the allocator keeps what the first freed) and the optimiser's state.
+    Within 20% of the peak RSS measured from 1024² to 4096², with and without tiles (experiments/bench_scale.py)."""
+    src = objective.exemplar_spec(cfg)
+    exemplars = max((estimate_bytes(s.shape[0], s.shape[1], 1, src) for s in sources), default=0)
+    h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
+    synthesis = estimate_bytes(h, w, n_images, objective.output_spec(cfg))
+    return runtime_bytes() + exemplars + synthesis + optimizer_bytes(cfg, h, w, n_images)
 
 
 def available_bytes() -> int:
@@ -83,8 +127,11 @@ def available_bytes() -> int:
         return 1 << 40
 
 
-def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, margin: int, stages: list):
-    """Sizes, tiling and memory, before anything is compiled; one-line errors."""
+def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, margin: int, stages: list) -> tuple[int, int]:
+    """Sizes, tiling and memory, before anything is compiled; one-line errors.
+
+    Returns ``(need, have)``: the estimated peak and the free memory, bytes.
+    """
     spec = objective.exemplar_spec(cfg)
     for p, s in zip(paths, sources):
         _check_size(
@@ -120,11 +167,11 @@ def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, margin: int,
 
         p = sharding.plan((len(sources) if cfg.separate else 1) * cfg.batch)
         n_images = n_images if p is None else p.per_device * cfg.count
-    h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
-    need = estimate_bytes(h, w, n_images, out)
+    need = need_bytes(cfg, sources, margin, n_images)
     have = available_bytes()
     if need > have:
         raise JtexError(
             f"{cfg.output_width}x{cfg.output_height} x {n_images} image(s) needs about {need / 2**30:.1f} GiB, "
             f"only {have / 2**30:.1f} GiB is free; use a smaller output or --batch, or --coarse-to-fine"
         )
+    return need, have

@@ -117,7 +117,7 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
     paths, sources = load_sources(cfg)
     margin = default_margin(cfg)
     stages = plan_stages(cfg, margin)
-    sizes.check(cfg, sources, paths, margin, stages)
+    memory = sizes.check(cfg, sources, paths, margin, stages)
     if params is None:
         params, meta = weights.resolve(cfg.weights)
     else:
@@ -144,6 +144,7 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
         margin,
         src_index,
         knobs,
+        memory,
     )
 
 
