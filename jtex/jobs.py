@@ -105,7 +105,7 @@ def _key(p) -> tuple:
 
 def _groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
     """Runnable jobs in batches of one program, in line order, each within ``max_group`` images and memory."""
-    from jtex import objective, sizes
+    from jtex import sizes
 
     by: dict = {}
     for j in jobs:
@@ -117,8 +117,7 @@ def _groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
         for j in members:
             n = sum(g.problem.batch for g in group) + j.problem.batch
             c = j.problem.cfg
-            h, w = c.output_height + 2 * j.problem.margin, c.output_width + 2 * j.problem.margin
-            need = sizes.estimate_bytes(h, w, n * c.count, objective.output_spec(c))
+            need = sizes.need_bytes(c, j.problem.sources, j.problem.margin, n * c.count)
             if group and (n > max_group or need > have):
                 out.append(group)
                 group = []
@@ -182,25 +181,25 @@ def run(jobs_file, output_dir, *, progress: bool = True, max_group: int = MAX_GR
     """
     from tqdm.auto import tqdm
 
-    from jtex import driver, files, outputs, rundir, sharding, synth
+    from jtex import distributed, driver, files, outputs, rundir, sharding, synth
 
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise JtexError(f"--output-dir {out} is a file; name a folder")
+    rank, world = distributed.rank(), distributed.world()
     out.mkdir(parents=True, exist_ok=True)
-    lock = rundir.lock_folder(out)
+    lock = rundir.lock_folder(out) if rank == 0 else None  # one runner (of any number of processes) per folder
     t0 = time.perf_counter()
     jobs = read(jobs_file, defaults)
     if not jobs:
         raise JtexError(f"{jobs_file}: no jobs; write one JSON object of settings per line")
     failed = {j.line: j.reason for j in jobs if j.reason}
-    todo, skipped = [], []
-    for j in jobs:
-        if j.reason:
-            continue
-        if outputs.finished(out / j.name, j.cfg):
-            skipped.append(j.line)
-            continue
+    unfinished = [j for j in jobs if not j.reason and not outputs.finished(out / j.name, j.cfg)]
+    left = {j.line for j in unfinished}
+    skipped = [j.line for j in jobs if not j.reason and j.line not in left]
+    distributed.barrier("jtex-batch-scanned")  # every process has seen the same finished jobs
+    todo = []
+    for j in unfinished[rank::world]:  # this process's share (distributed)
         try:
             j.problem = synth.build(j.cfg, params=params)
             todo.append(j)
@@ -208,11 +207,11 @@ def run(jobs_file, output_dir, *, progress: bool = True, max_group: int = MAX_GR
             failed[j.line] = str(e).splitlines()[0] or e.__class__.__name__
     groups = _groups(todo, max_group) if todo else []
     bar = tqdm(
-        total=len(jobs),
-        initial=len(skipped) + len(failed),
+        total=len(jobs) if world == 1 else len(unfinished[rank::world]),
+        initial=len(skipped) + len(failed) if world == 1 else 0,
         disable=not progress,
         unit="job",
-        desc="jobs",
+        desc="jobs" if world == 1 else f"jobs of process {rank}/{world}",
         file=sys.stderr,
     )
     done, record = list(skipped), []
@@ -248,22 +247,50 @@ def run(jobs_file, output_dir, *, progress: bool = True, max_group: int = MAX_GR
             record.append({"lines": lines, "images": problem.batch, "seconds": round(seconds, 3), "mesh": mesh})
     finally:
         bar.close()
-        if (out / "groups").is_dir() and not any((out / "groups").iterdir()):
-            (out / "groups").rmdir()
-        rows = "".join(
-            json.dumps({"line": k, "job": f"job_{k:04d}", "reason": v}) + "\n" for k, v in sorted(failed.items())
-        )
-        files.atomic_write_text(out / "failures.jsonl", rows)
-        summary = {
-            "jobs": len(jobs),
-            "done": len(done),
-            "failed": len(failed),
-            "skipped_finished": len(skipped),
-            "ran_now": len(done) - len(skipped),
-            "groups": record,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-        files.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-        if lock is not None:
-            lock.close()
+        try:
+            (out / "groups").rmdir()  # only when empty
+        except OSError:
+            pass
+        if world == 1:
+            summary = _summary(out, jobs, done, failed, skipped, record, t0)
+            if lock is not None:
+                lock.close()
+        else:  # this process's share; process 0 joins them once every process has written its own
+            files.atomic_write_text(out / f".process_{rank}.json", json.dumps([done, failed, record]))
+    if world == 1:
+        return summary
+    distributed.barrier("jtex-batch-done")
+    if rank != 0:
+        return {"process": rank, "done": len(done) - len(skipped), "failed": len(failed), "groups": record}
+    for k in range(1, world):
+        d, f, r = json.loads((out / f".process_{k}.json").read_text())
+        done, record = sorted(set(done) | set(d)), record + r
+        failed.update({int(a): b for a, b in f.items()})
+    for k in range(world):
+        (out / f".process_{k}.json").unlink(missing_ok=True)
+    summary = _summary(out, jobs, done, failed, skipped, record, t0, processes=world)
+    if lock is not None:
+        lock.close()
+    return summary
+
+
+def _summary(out: Path, jobs, done, failed, skipped, record, t0, **extra) -> dict:
+    """Write DIR/failures.jsonl and DIR/summary.json."""
+    from jtex import files
+
+    rows = "".join(
+        json.dumps({"line": k, "job": f"job_{k:04d}", "reason": v}) + "\n" for k, v in sorted(failed.items())
+    )
+    files.atomic_write_text(out / "failures.jsonl", rows)
+    summary = {
+        "jobs": len(jobs),
+        "done": len(done),
+        "failed": len(failed),
+        "skipped_finished": len(skipped),
+        "ran_now": len(done) - len(skipped),
+        "groups": record,
+        "seconds": round(time.perf_counter() - t0, 3),
+        **extra,
+    }
+    files.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -132,11 +132,21 @@ class RunDir:
     @property
     def manager(self):
         if self._manager is None:
+            import jax
             import orbax.checkpoint as ocp
 
+            # Under jax.distributed (jtex batch over processes) each process checkpoints its own folder alone.
+            rank, many = jax.process_index(), jax.process_count() > 1
+            alone = ocp.options.MultiprocessingOptions(primary_host=rank, active_processes={rank})
+            if many:
+                (self.path / "checkpoints").mkdir(exist_ok=True)
             self._manager = ocp.CheckpointManager(
                 (self.path / "checkpoints").absolute(),
-                options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False),
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=1,
+                    enable_async_checkpointing=False,
+                    **({"multiprocessing_options": alone, "create": False} if many else {}),
+                ),
                 item_names=("meta", "arrays"),
             )
         return self._manager
@@ -146,8 +156,11 @@ class RunDir:
 
         A checkpoint of the same step is replaced (e.g. a trainer's final, calibrated state).
         """
+        import jax
         import orbax.checkpoint as ocp
 
+        if jax.process_count() > 1:  # host-local device arrays are refused there; numpy is this process's own
+            arrays = jax.device_get(arrays)
         try:
             if step in self.manager.all_steps():
                 self.manager.delete(step)
