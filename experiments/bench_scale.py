@@ -5,8 +5,9 @@
     python experiments/bench_scale.py --markdown
 
 memory: `jtex synth` with Snelgrove's defaults (brick exemplar, 4 octaves, pool1 + relu3_2, 'valid') at each side,
-ITERS L-BFGS-B iterations, with Grams summed over rematerialised tiles (`--gram-tile 1024`, the default, and 512) and
-without (`--gram-tile 0`), each in a fresh process with the compilation cache off. Peak RSS is the child's own
+ITERS L-BFGS-B iterations (one stage: `--coarse-to-fine-above 0`), with Grams summed over rematerialised tiles
+(`--gram-tile 1024`, the default, and 512) and without (`--gram-tile 0`), each in a fresh process with the
+compilation cache off. Peak RSS is the child's own
 (`os.wait4`'s ru_maxrss), measured from outside; beside it the estimate `jtex.sizes.need_bytes` prints
 before compiling. A run the estimate refuses is recorded as refused.
 
@@ -63,7 +64,8 @@ def memory(sides, tiles, iters: int, res: dict) -> None:
         for side in sides:
             for tile in tiles:
                 args = JTEX + ["-s", "examples/brick.png", "-ow", str(side), "-oh", str(side), "-m", str(iters),
-                               "--gram-tile", str(tile), "--output-dir", f"{tmp}/{side}_{tile}"]  # fmt: skip
+                               "--gram-tile", str(tile), "--coarse-to-fine-above", "0",
+                               "--output-dir", f"{tmp}/{side}_{tile}"]  # fmt: skip
                 r = _child(args) | {"estimate_gib": _estimate(side, tile, iters), "iters": iters}
                 r["refused"] = r["rc"] != 0 and "GiB" in r["message"]
                 rows[f"{side}/{tile}"] = r

@@ -7,6 +7,7 @@ so that ``jtex --help`` and setting errors answer without importing JAX.
 
 PADDINGS = ("valid", "same", "reflect", "circular")  # VGG and pyramid padding
 POOLINGS = ("avg", "max")
+COMPUTE_DTYPES = ("float32", "bfloat16")  # VGG convolutions; Grams accumulate in float32
 GRAM_NORMS = ("snelgrove", "gatys", "none")
 JOIN_MODES = ("average", "max", "log_euclidean", "affine_invariant")
 OPTIMIZERS = ("lbfgs-b", "lbfgs", "adam", "lbfgs-zoom", "jaxopt-lbfgs")

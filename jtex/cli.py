@@ -114,11 +114,26 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
     a("--tile", action="store_true", help="seamless tiles: circular padding for the synthesised image")
     a("--coarse-to-fine", action="store_true", help="synthesise the coarsest octave first, then refine")
     a(
+        "--coarse-to-fine-above",
+        type=int,
+        default=d.coarse_to_fine_above,
+        metavar="PX",
+        help=f"still images this wide or tall go coarse-to-fine without the flag (default {d.coarse_to_fine_above}; "
+        "0: only with --coarse-to-fine)",
+    )
+    a(
         "--gram-tile",
         type=int,
         default=d.gram_tile,
         help=f"Grams of pyramid levels wider than twice this are summed over tiles of this many px, rematerialised, "
         f"so large images fit in memory ('valid' padding, gram loss; exact; 0: never; default {d.gram_tile})",
+    )
+    a(
+        "--compute-dtype",
+        default=d.compute_dtype,
+        choices=choices.COMPUTE_DTYPES,
+        help="the VGG's convolutions in bfloat16 on accelerators: half the activation memory; Grams accumulate in "
+        "float32, the image and optimiser stay float32 (on a CPU bfloat16 is slower)",
     )
     a("--match-histogram", action="store_true", help="match each colour channel's histogram to the source")
     a("--weights", default=d.weights, help="vgg19-normalized | vgg16 | PATH (.pth, .h5, .npz)")
@@ -188,7 +203,9 @@ def config_from_args(args):
         separate=args.separate,
         tile=args.tile,
         coarse_to_fine=args.coarse_to_fine,
+        coarse_to_fine_above=args.coarse_to_fine_above,
         gram_tile=args.gram_tile,
+        compute_dtype=args.compute_dtype,
         match_histogram=args.match_histogram,
         weights=args.weights,
         count=args.count,

@@ -39,6 +39,7 @@ _INTS = {
     "if_octaves",
     "margin",
     "gram_tile",
+    "coarse_to_fine_above",
 }
 _FLOATS = {"mul", "source_scale", "init_scale", "tol", "lr", "if_weight", "if_shift", "fps", "tv_weight"}
 _BOOLS = {"separate", "tile", "coarse_to_fine", "match_histogram"}
@@ -121,7 +122,9 @@ class SynthConfig:
     separate: bool = False
     tile: bool = False
     coarse_to_fine: bool = False
+    coarse_to_fine_above: int = 2048  # px: still images this wide or tall run coarse-to-fine anyway; 0: never
     gram_tile: int = 1024  # px per tile side for Grams of levels larger than twice that (jtex.tiling); 0: whole
+    compute_dtype: str = "float32"  # the VGG's convolutions: float32 or bfloat16 (accelerators); Grams in float32
     match_histogram: bool = False
     weights: str = "vgg19-normalized"
     # Animation (Snelgrove's inter-frame loss); count=1 is a still image.
@@ -208,6 +211,7 @@ class SynthConfig:
             "gram": (self.gram, choices.GRAM_NORMS),
             "padding-mode": (self.padding, choices.PADDINGS),
             "pooling": (self.pooling, choices.POOLINGS),
+            "compute-dtype": (self.compute_dtype, choices.COMPUTE_DTYPES),
             "join-mode": (self.join, choices.JOIN_MODES),
             "optimizer": (self.optimizer, choices.OPTIMIZERS),
             "if-distance-type": (self.if_distance_type, IF_DISTANCES),
@@ -217,6 +221,8 @@ class SynthConfig:
                 bad(f"--{flag} {value!r} is not one of: {', '.join(allowed)}")
         if self.max_iter < 1:
             bad(f"--max-iter must be at least 1, got {self.max_iter}")
+        if self.coarse_to_fine_above < 0:
+            bad(f"--coarse-to-fine-above must be 0 (never) or a side in px, got {self.coarse_to_fine_above}")
         if self.gram_tile < 0:
             bad(f"--gram-tile must be 0 (off) or a tile side in px, got {self.gram_tile}")
         if self.batch < 1:

@@ -49,6 +49,7 @@ class Spec(NamedTuple):
     kinds: tuple[str, ...] = ("gram",)  # statistics matched (jtex.losses), weighted by knobs["stat_w"]
     tv: bool = False  # a total-variation term, weighted by knobs["tv"]
     gram_tile: int = 0  # tile side for Grams of large levels (jtex.tiling); 0: whole
+    dtype: str = "float32"  # the VGG's convolutions (jtex.vgg.features); Grams accumulate in float32
 
 
 def exemplar_spec(cfg: SynthConfig) -> Spec:
@@ -57,7 +58,7 @@ def exemplar_spec(cfg: SynthConfig) -> Spec:
     pyr = "valid" if cfg.padding == "valid" else ("circular" if cfg.padding == "circular" else "reflect")
     kinds = tuple(k for k, _ in cfg.loss)
     return Spec(layers, cfg.octaves, cfg.gram, cfg.padding, pyr, cfg.pooling, kinds=kinds, tv=cfg.tv_weight > 0,
-                gram_tile=cfg.gram_tile)  # fmt: skip
+                gram_tile=cfg.gram_tile, dtype=cfg.compute_dtype)  # fmt: skip
 
 
 def output_spec(cfg: SynthConfig) -> Spec:
@@ -92,6 +93,16 @@ def knobs(cfg: SynthConfig, kinds: tuple[str, ...] | None = None) -> dict:
     }
 
 
+def _features(params, level, spec: Spec) -> dict:
+    """The maps of spec.layers; in spec.dtype, float32 for every statistic but the Gram (which accumulates
+    bfloat16 products in float32 itself)."""
+    dtype = None if spec.dtype == "float32" else spec.dtype
+    feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling, dtype=dtype)
+    if dtype is None or spec.kinds == ("gram",):
+        return feats
+    return {n: f.astype(jnp.float32) for n, f in feats.items()}
+
+
 def _tiled(spec: Spec, level) -> bool:
     return tiling.applies(spec.kinds, spec.vgg_padding, spec.gram_tile, level.shape[-3], level.shape[-2])
 
@@ -99,7 +110,9 @@ def _tiled(spec: Spec, level) -> bool:
 def _tiled_grams(params, level, spec: Spec):
     lead = level.shape[:-3]
     flat = level.reshape((-1,) + level.shape[-3:])
-    gs = tiling.grams(params, flat, spec.layers, norm=spec.gram, pooling=spec.pooling, core=spec.gram_tile)
+    gs = tiling.grams(
+        params, flat, spec.layers, norm=spec.gram, pooling=spec.pooling, core=spec.gram_tile, dtype=spec.dtype
+    )
     return [g.reshape(lead + g.shape[-2:]) for g in gs]
 
 
@@ -111,7 +124,7 @@ def summaries(params, x, spec: Spec) -> list[list[dict]]:
         if _tiled(spec, level):
             out.append([{"gram": {"gram": g}} for g in _tiled_grams(params, level, spec)])
             continue
-        feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
+        feats = _features(params, level, spec)
         out.append(
             [
                 {
@@ -195,7 +208,7 @@ def texture_loss(x, targets, params, spec: Spec, knobs: dict | None = None, step
                 d = stats.gram_distance(g, knobs["mul"] * targets[o][l]["gram"]["gram"], norm=spec.gram)
                 total = total + (knobs["layer_w"][l] * knobs["stat_w"][0]) * d
             continue
-        feats = vgg.features(params, level, spec.layers, padding=spec.vgg_padding, pooling=spec.pooling)
+        feats = _features(params, level, spec)
         for l, name in enumerate(spec.layers):
             for k, kind in enumerate(spec.kinds):
                 sub = None if key is None else jax.random.fold_in(key, 64 * o + l)

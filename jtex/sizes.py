@@ -62,7 +62,8 @@ def estimate_bytes(h: int, w: int, n_images: int, spec: Spec) -> int:
     (:func:`need_bytes` adds it). It is within 15% of XLA's own accounting
     of the compiled program (temporaries, arguments, outputs) at 300 to 768
     px (tests/test_synth_paths.py). A level whose Grams are summed over tiles
-    (:mod:`jtex.tiling`) keeps one tile's maps, and image-sized buffers.
+    (:mod:`jtex.tiling`) keeps one tile's maps, and image-sized buffers;
+    bfloat16 maps take half the bytes.
     """
     from jtex import tiling
 
@@ -82,7 +83,8 @@ def estimate_bytes(h: int, w: int, n_images: int, spec: Spec) -> int:
             extra += 4 * (t.ny * t.core[0] + t.halo) * (t.nx * t.core[1] + t.halo) * 3
         n, big = maps(lh, lw)
         total, largest = total + n, max(largest, big)
-    return int((total + 2 * largest + extra) * 4 * n_images)
+    width = 2 if spec.dtype == "bfloat16" else 4  # bytes per activation; the image-sized buffers stay float32
+    return int(((total + 2 * largest) * width + extra * 4) * n_images)
 
 
 MEMORY = 10  # L-BFGS pairs kept, host (jtex.lbfgsb) and device (jtex.methods)

@@ -77,7 +77,8 @@ def gram(features: jax.Array, *, norm: str = "gatys") -> jax.Array:
     _check_norm(norm)
     f = _flatten_positions(features)
     m, n = f.shape[-2], f.shape[-1]
-    g = jnp.einsum("...mc,...md->...cd", f, f, precision=_HIGHEST)
+    acc = jnp.promote_types(f.dtype, jnp.float32)  # bfloat16 maps: products accumulated in float32
+    g = jnp.einsum("...mc,...md->...cd", f, f, precision=_HIGHEST, preferred_element_type=acc)
     if norm == "gatys":
         g = g / m
     elif norm == "snelgrove":

@@ -64,10 +64,17 @@ def load_sources(cfg: SynthConfig) -> tuple[list[Path], list[np.ndarray]]:
     return paths, [image.load(p, width=cfg.source_width, scale=cfg.source_scale) for p in paths]
 
 
+def coarse_to_fine(cfg: SynthConfig) -> bool:
+    """Whether a run goes coarse-to-fine: asked for, or a still image of at least ``coarse_to_fine_above`` px
+    (at 2048² and up a plain start spends most of its iterations, each costly, on the large-scale layout)."""
+    above = cfg.coarse_to_fine_above > 0 and max(cfg.output_width, cfg.output_height) >= cfg.coarse_to_fine_above
+    return cfg.octaves > 1 and (cfg.coarse_to_fine or (above and cfg.count == 1))
+
+
 def plan_stages(cfg: SynthConfig, margin: int) -> list[Stage]:
-    """Coarse-to-fine: one stage per octave, coarsest first; else one stage."""
+    """Coarse-to-fine (:func:`coarse_to_fine`): one stage per octave, coarsest first; else one stage."""
     h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
-    if not cfg.coarse_to_fine or cfg.octaves == 1:
+    if not coarse_to_fine(cfg):
         return [Stage(0, h, w)]
     return [Stage(k, max(1, round(h / 2**k)), max(1, round(w / 2**k))) for k in range(cfg.octaves - 1, -1, -1)]
 

@@ -73,11 +73,14 @@ def plan(h: int, w: int, layers, core: int, arch: str = "vgg19") -> Tiles:
     return Tiles((cores[0], cores[1]), halo, counts[0], counts[1], strides, sizes)
 
 
-def grams(params, x, layers, *, norm: str, pooling: str, core: int = DEFAULT_CORE) -> list[jax.Array]:
+def grams(
+    params, x, layers, *, norm: str, pooling: str, core: int = DEFAULT_CORE, dtype: str = "float32"
+) -> list[jax.Array]:
     """Grams (N, C, C) of each layer of images x (N, H, W, 3), 'valid' padding, accumulated over tiles.
 
     Equal to ``stats.gram(vgg.features(params, x, layers, padding="valid"), norm=norm)``
     up to float summation order; differentiable in x with one tile's activations alive at a time.
+    ``dtype`` is the convolutions' (:func:`jtex.vgg.features`); the Grams accumulate in float32.
     """
     stats._check_norm(norm)
     names = vgg.resolve_layers(layers, vgg.arch_of(params))
@@ -89,7 +92,7 @@ def grams(params, x, layers, *, norm: str, pooling: str, core: int = DEFAULT_COR
     def body(acc, i):
         ty, tx = i // t.nx, i % t.nx
         tile = jax.lax.dynamic_slice(xp, (0, ty * kh, tx * kw, 0), (n, kh + t.halo, kw + t.halo, x.shape[3]))
-        feats = vgg.features(params, tile, names, padding="valid", pooling=pooling)
+        feats = vgg.features(params, tile, names, padding="valid", pooling=pooling, dtype=dtype)
         out = []
         for a, name, s, (sh, sw) in zip(acc, names, t.strides, t.sizes):
             ch, cw = kh // s, kw // s
@@ -98,11 +101,13 @@ def grams(params, x, layers, *, norm: str, pooling: str, core: int = DEFAULT_COR
             cols = (tx * cw + jnp.arange(cw)) < sw
             f = f * (rows[:, None] & cols[None, :]).astype(f.dtype)[None, :, :, None]
             f = f.reshape(n, ch * cw, f.shape[-1])
-            out.append(a + jnp.einsum("nmc,nmd->ncd", f, f, precision=jax.lax.Precision.HIGHEST))
+            out.append(a + jnp.einsum("nmc,nmd->ncd", f, f, precision=jax.lax.Precision.HIGHEST,
+                                      preferred_element_type=a.dtype))  # fmt: skip
         return tuple(out), None
 
     arch = vgg.arch_of(params)
-    zeros = tuple(jnp.zeros((n, vgg.channels(m, arch), vgg.channels(m, arch)), x.dtype) for m in names)
+    acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
+    zeros = tuple(jnp.zeros((n, vgg.channels(m, arch), vgg.channels(m, arch)), acc_dtype) for m in names)
     acc, _ = jax.lax.scan(jax.checkpoint(body, prevent_cse=False), zeros, jnp.arange(t.ny * t.nx))
     out = []
     for g, name, (sh, sw) in zip(acc, names, t.sizes):

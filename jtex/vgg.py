@@ -173,7 +173,9 @@ def preprocess(params, images):
     return jnp.einsum("nhwc,cd->nhwd", images, m["kernel"][0, 0]) + m["bias"]
 
 
-def features(params, images, layers: Sequence[str | int], *, padding: str = "same", pooling: str = "avg") -> dict:
+def features(
+    params, images, layers: Sequence[str | int], *, padding: str = "same", pooling: str = "avg", dtype=None
+) -> dict:
     """Named activations of a VGG for a batch of images.
 
     Args:
@@ -182,6 +184,9 @@ def features(params, images, layers: Sequence[str | int], *, padding: str = "sam
       layers: names (``relu3_1``, ``pool2``, ``conv1_1``) or Snelgrove indices.
       padding: ``same`` | ``valid`` | ``reflect`` | ``circular``.
       pooling: ``avg`` (Gatys' choice for synthesis) or ``max`` (as trained).
+      dtype: compute the convolutions in this dtype (``"bfloat16"`` on accelerators: half the
+        activation memory, the matrix units' own type); None: the images' (float32). The maps
+        come back in it; :func:`jtex.stats.gram` accumulates their products in float32.
 
     Returns:
       ``{name: (N, h, w, C)}`` for each requested layer. Pure, jittable,
@@ -199,6 +204,8 @@ def features(params, images, layers: Sequence[str | int], *, padding: str = "sam
     last = max(order.index(n) for n in names)
     out = {}
     x = preprocess(params, images)
+    if dtype is not None:
+        x = x.astype(dtype)
     # 'valid' is computed exactly, but faster: each conv runs as a 'same' conv on
     # the whole map and the valid part -- `trim` pixels in from every side,
     # untouched by the zero padding -- is cut out only where it is needed (before
@@ -208,7 +215,8 @@ def features(params, images, layers: Sequence[str | int], *, padding: str = "sam
     for name in order[: last + 1]:
         if name.startswith("conv"):
             mode = "same" if padding == "valid" else padding
-            x = conv(x, params[name]["kernel"], params[name]["bias"], mode)
+            k, b = params[name]["kernel"], params[name]["bias"]
+            x = conv(x, k.astype(x.dtype), b.astype(x.dtype), mode)
             trim += padding == "valid"
         elif name.startswith("relu"):
             x = jax.nn.relu(x)

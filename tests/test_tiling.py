@@ -67,3 +67,38 @@ def test_snelgrove_default_at_4096_fits_16_gib_only_tiled():
     full = SynthConfig(sources=("x.png",), output_width=4096, output_height=4096)  # 500 iterations
     assert sizes.optimizer_bytes(full, 4096, 4096, 1) > 9 * 2**30  # L-BFGS-B's float64 pairs, on the host
     assert sizes.optimizer_bytes(full.replace(optimizer="adam"), 4096, 4096, 1) < 2**30
+
+
+def test_bfloat16_convolutions_with_float32_grams(vgg19):
+    # --compute-dtype bfloat16: half the activation bytes, Grams in float32, the loss it reports is the float32
+    # objective's within 1%, and the synthesis gets about as far; tiled bfloat16 Grams equal whole ones.
+    x = jax.random.uniform(jax.random.key(1), (1, 131, 177, 3))
+    names = ("pool1", "relu3_2")
+    whole = vgg.features(vgg19, x, names, padding="valid", pooling="avg", dtype="bfloat16")
+    assert whole["relu3_2"].dtype == jnp.bfloat16
+    tiled = tiling.grams(vgg19, x, names, norm="snelgrove", pooling="avg", core=32, dtype="bfloat16")
+    for n, g in zip(names, tiled):
+        a = stats.gram(whole[n], norm="snelgrove")
+        assert a.dtype == g.dtype == jnp.float32
+        np.testing.assert_allclose(g, a, atol=1e-2 * float(jnp.max(jnp.abs(a))))
+    base = dict(sources=("examples/gravel.png",), output_width=96, output_height=96, octaves=2, source_width=128,
+                max_iter=25, save_every=0, seed=3, margin=0)  # fmt: skip
+    f32 = synth.run(SynthConfig(**base), params=vgg19, progress=False)
+    bf16 = synth.run(SynthConfig(**base, compute_dtype="bfloat16"), params=vgg19, progress=False)
+    p = synth.build(SynthConfig(**base), params=vgg19)
+    exact = float(jnp.sum(objective.texture_loss(jnp.asarray(bf16.images[0])[None], p.targets, p.params, p.spec)))
+    assert abs(bf16.losses[-1] - exact) < 0.01 * exact
+    assert exact < 1.5 * f32.losses[-1]
+    assert bf16.images[0].dtype == np.float32
+    spec = objective.output_spec(SynthConfig(**base))
+    half = sizes.estimate_bytes(1024, 1024, 1, spec._replace(dtype="bfloat16"))
+    assert 0.45 < half / sizes.estimate_bytes(1024, 1024, 1, spec) < 0.55
+
+
+def test_coarse_to_fine_switches_on_for_large_stills_only():
+    cfg = SynthConfig(sources=("x.png",), output_width=2048, output_height=1024)
+    assert [s.octave for s in synth.plan_stages(cfg, 8)] == [3, 2, 1, 0]
+    assert synth.plan_stages(cfg.replace(output_width=2047), 8) == [synth.Stage(0, 1040, 2063)]
+    assert len(synth.plan_stages(cfg.replace(coarse_to_fine_above=0), 8)) == 1
+    assert len(synth.plan_stages(cfg.replace(count=4), 8)) == 1  # animations: never automatically
+    assert len(synth.plan_stages(cfg.replace(output_width=64, output_height=64, coarse_to_fine=True), 8)) == 4
