@@ -124,11 +124,6 @@ def _restore(problem: Problem, run_dir) -> Resume | None:
     return Resume(meta["stage"], meta["iteration"], np.asarray(arrays["x"]), arrays.get("state"), meta["seconds"])
 
 
-def _next_step(shared: dict, iteration: int) -> dict:
-    """The shared arguments for the given iteration: sliced Wasserstein draws fresh directions."""
-    return {**shared, "step": jnp.int32(iteration)}
-
-
 def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
     """Run every stage (resuming from the run folder's checkpoint).
 
@@ -184,7 +179,6 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
                 callback=_Reporter(problem, run_dir, bar, stage_no, clock),
                 start_iter=first_iter,
                 state=state,
-                refresh=_next_step if problem.stochastic else None,
             )
             _check_finite(res.loss, f"after {res.iterations} iterations", run_dir)
             x = res.x

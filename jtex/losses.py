@@ -31,8 +31,11 @@ exemplar, octave and layer), a way to pool several exemplars' summaries
   it (a 96² brick stayed noise), so jtex compares the CDFs, whose gradient is
   exact. Like ``emd`` it constrains each channel on its own.
 * ``swd``: the sliced Wasserstein distance (Heitz et al. 2021): the channel
-  vectors are projected on ``N`` random unit directions, drawn afresh every
-  iteration (``step``), and each projection's sorted values compared. Unlike
+  vectors are projected on ``N`` random unit directions, drawn once per run
+  from its seed (Heitz et al. redraw them every iteration; under a line search
+  that changes the objective between trial points, and jtex's L-BFGS runs
+  stopped after a fifth of their iterations), and each projection's sorted
+  values compared. Unlike
   ``emd`` the projections mix channels, so the joint distribution (colour
   included) is matched; the exemplar keeps at most ``SWD_POSITIONS`` positions
   (a seeded random subset).

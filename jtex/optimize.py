@@ -73,10 +73,9 @@ class Result(NamedTuple):
 FIRST_STEP = 0.02
 
 
-def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter, refresh, plan):
+def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback, start_iter, plan):
     shape = x0.shape
     _, batched, shared, _ = sharding.lay_out(None, batched, shared, None, plan)  # x is laid out per call
-    current = [shared if refresh is None else refresh(shared, start_iter)]
     compiled = _compiled(fun, "lbfgs-b", 0.0, tol, bounds).value_and_grad
 
     def value_and_grad(x, batched, shared):  # the real images' losses and gradient (padded ones dropped)
@@ -86,7 +85,7 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
 
     def fg(flat):
         x = np.asarray(flat.reshape(shape), np.float32)
-        losses, g = value_and_grad(x, batched, current[0])
+        losses, g = value_and_grad(x, batched, shared)
         losses = np.asarray(losses, np.float64)
         last.update(x=flat, losses=losses)
         return float(losses.sum()), np.asarray(g, np.float64).ravel()
@@ -96,8 +95,6 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
 
     def cb(x, f):
         iteration[0] += 1
-        if refresh is not None:  # the next iteration's line search sees one fixed objective
-            current[0] = refresh(shared, iteration[0])
         if callback is not None:
             # The accepted point's loss is the last evaluation (L-BFGS-B evaluates it last).
             callback(Progress(iteration[0], last["losses"][None], x.reshape(shape), None, evals[0]))
@@ -114,7 +111,7 @@ def _minimize_scipy(fun, x0, batched, shared, *, max_iter, tol, bounds, callback
     if np.array_equal(last.get("x"), res.x):
         losses = last["losses"].astype(np.float32)
     else:  # the value_and_grad already compiled, rather than compiling the loss alone
-        losses = np.asarray(value_and_grad(x, batched, current[0])[0])
+        losses = np.asarray(value_and_grad(x, batched, shared)[0])
     message = res.message
     if not res.success and "ITERATIONS REACHED LIMIT" not in message.upper():
         message = f"abnormal stop: {message}"
@@ -157,7 +154,7 @@ def init_device_state(fun, method, lr, x0, batched, shared, *, tol=1e-9, bounds=
 
 
 def _minimize_device(
-    fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback, start_iter, state, refresh, plan
+    fun, x0, batched, shared, *, method, max_iter, tol, lr, bounds, chunk, callback, start_iter, state, plan
 ):
     compiled = _compiled(fun, method, lr, tol, bounds)
     step = compiled.step
@@ -168,7 +165,6 @@ def _minimize_device(
     s = state if state is not None else compiled.init(jnp.asarray(x0), batched, shared)
     evals0 = int(jnp.sum(real(s.evals)))
     iteration = start_iter
-    dispatched = start_iter
     while not bool(jnp.all(s.done | (s.k >= max_iter))):
         # Run every image to exactly `until` iterations, so that snapshots and
         # checkpoints fall on multiples of `chunk`. A step adds at most one
@@ -180,9 +176,7 @@ def _minimize_device(
             if not behind.any():
                 break
             for _ in range(until - int(np.asarray(s.k)[behind].min())):
-                now = shared if refresh is None else refresh(shared, dispatched)
-                s = step(s, batched, now, until)  # dispatched asynchronously
-                dispatched += 1
+                s = step(s, batched, shared, until)  # dispatched asynchronously
                 ks.append(s.k)
                 fs.append(s.f)
         if not ks:
@@ -226,7 +220,6 @@ def minimize(
     callback: Callable[[Progress], None] | None = None,
     start_iter: int = 0,
     state: Any = None,
-    refresh: Callable[[Any, int], Any] | None = None,
     shard: bool = True,
 ) -> Result:
     """Minimise ``sum_b fun(x[b], batched[b], shared)`` over a batch of images.
@@ -246,10 +239,6 @@ def minimize(
       callback: called with a :class:`Progress`.
       start_iter, state: resume a device run from a checkpointed
         :class:`DeviceState` (for ``lbfgs-b``, pass the image as ``x0``).
-      refresh: ``(shared, iteration) -> shared`` for a loss that changes
-        with the iteration (fresh random projections): ``lbfgs-b`` calls it
-        after each iteration, so a line search sees one objective; device
-        methods before each step.
       shard: lay the batch out over the local devices (:mod:`jtex.sharding`)
         when there are several; results are the same as on one device.
 
@@ -272,7 +261,6 @@ def minimize(
             bounds=bounds,
             callback=callback,
             start_iter=start_iter,
-            refresh=refresh,
             plan=plan,
         )
     else:
@@ -290,7 +278,6 @@ def minimize(
             callback=callback,
             start_iter=start_iter,
             state=state,
-            refresh=refresh,
             plan=plan,
         )
     if bounds is not None:

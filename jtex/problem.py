@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jtex import objective
@@ -66,9 +65,9 @@ class Problem:
         """The optimiser's per-element arguments of a stage: targets, knobs and Adam's rate."""
         return {"t": self.targets[stage.octave :], "k": self.knobs, "lr": self.knobs["lr"]}
 
-    def shared(self, step: int = 0) -> dict:
-        """The optimiser's shared arguments: the VGG and the iteration (sliced Wasserstein's directions)."""
-        return {"vgg": self.params, "step": jnp.int32(step)}
+    def shared(self) -> dict:
+        """The optimiser's shared arguments: the (pruned) VGG."""
+        return {"vgg": self.params}
 
     def element(self, i: int = 0, stage: Stage | None = None) -> tuple[dict, dict]:
         """``(batched, shared)`` of batch element i: the arguments of ``self.objective(stage)(x, ...)``."""
@@ -78,11 +77,6 @@ class Problem:
     def element_targets(self, i: int = 0) -> list:
         """Element i's target statistics ``[[{kind: {...}}]]`` (for :func:`jtex.objective.texture_loss`)."""
         return jax.tree.map(lambda t: t[i], self.targets)
-
-    @property
-    def stochastic(self) -> bool:
-        """Whether the loss changes with the iteration (fresh sliced Wasserstein directions)."""
-        return "swd" in self.spec.kinds
 
     def crop(self, x) -> np.ndarray:
         """(..., H + 2m, W + 2m, 3) canvas -> (..., H, W, 3) output."""

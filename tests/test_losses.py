@@ -130,3 +130,17 @@ def test_vgg16_layers_by_name_in_a_synthesis(tmp_path):
                                            "output_height": 64, "layer_weights": "geometric:2"})  # fmt: skip
     res = synth.run(cfg, tmp_path / "run", progress=False, params=tiny16)
     assert np.isfinite(res.losses).all()
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs-b", "lbfgs"])
+def test_sliced_wasserstein_is_one_objective_for_the_whole_run(optimizer):
+    # Directions redrawn every iteration changed the loss under the line search: L-BFGS-B stopped after a
+    # fifth of its iterations. Drawn once per run (from the seed), a tol=0 run uses every iteration.
+    cfg = SynthConfig(sources=(BRICK,), loss="swd=1", optimizer=optimizer, **{**SMALL, "max_iter": 30, "tol": 0.0})
+    p = synth.build(cfg, params=TINY)
+    x, (batched, shared) = p.x0[0], p.element()
+    f = p.objective(p.stages[0])
+    assert float(f(x, batched, shared)) == float(f(x, batched, shared))
+    other = {**batched, "k": {**batched["k"], "seed": batched["k"]["seed"] + 1}}
+    assert float(f(x, other, shared)) != float(f(x, batched, shared))  # the seed picks the directions
+    assert synth.run(cfg, progress=False, params=TINY).iterations == 30
