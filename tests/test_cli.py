@@ -36,6 +36,7 @@ def run_cli(*args, cwd=ROOT):
         (["-s", BRICK, "-o", "1000000"], "at most 9"),
         (["-s", BRICK, "-o", "8"], "need at least 4477 px"),
         (["-s", BRICK, "--gram-tile", "-1"], "--gram-tile must be 0 (off) or a tile side"),
+        (["-s", BRICK, "--coarse-to-fine-above", "-5"], "--coarse-to-fine-above must be 0 (never)"),
     ],
 )
 def test_bad_input_is_one_line_exit_1_no_traceback(tmp_path, args, pattern):
