@@ -15,4 +15,5 @@ INIT_MODES = ("noise", "random", "symmetric")  # 'random' is 'noise', the CLI's 
 IF_DISTANCES = ("l2", "lap1")
 STATISTICS = ("gram", "meancov", "emd", "hist", "swd")  # texture statistics (jtex.losses)
 LAYER_SCHEDULES = ("uniform", "linear", "geometric:Q")  # --layer-weights by name
+SWD_PROJECTIONS = 4  # sliced Wasserstein directions per feature channel, drawn once per run (jtex.losses)
 MARGIN = 8  # px synthesised beyond each side of a non-tiling output, then cropped

@@ -77,6 +77,13 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
         help="statistics and their weights, e.g. gram=1,swd=0.5; from: " + ", ".join(choices.STATISTICS),
     )
     a("--tv-weight", type=float, default=d.tv_weight, help="total variation of the image (mean |dx| + |dy|)")
+    a(
+        "--swd-projections",
+        type=int,
+        default=d.swd_projections,
+        help=f"--loss swd: random directions per feature channel, drawn once per run (Heitz et al.: 1, redrawn "
+        f"every step; default {d.swd_projections})",
+    )
     a("-m", "--max-iter", type=int, default=d.max_iter, help="iterations (per stage with --coarse-to-fine)")
     a("-n", "--save-every", type=int, default=d.save_every, help="snapshot + checkpoint every N iterations (0: never)")
     a("-ss", "--source-scale", type=float, default=None, help="scale the source(s) by this factor")
@@ -183,6 +190,7 @@ def config_from_args(args):
         layer_weights=_layer_weights(args.layer_weights),
         loss=parse_loss(args.loss),
         tv_weight=args.tv_weight,
+        swd_projections=args.swd_projections,
         gram=args.gram,
         padding=args.padding_mode,
         pooling=args.pooling,

@@ -39,6 +39,7 @@ _INTS = {
     "if_octaves",
     "margin",
     "gram_tile",
+    "swd_projections",
     "coarse_to_fine_above",
 }
 _FLOATS = {"mul", "source_scale", "init_scale", "tol", "lr", "if_weight", "if_shift", "fps", "tv_weight"}
@@ -102,6 +103,7 @@ class SynthConfig:
     layer_weights: tuple[float, ...] | str | None = None  # numbers, or uniform | linear | geometric:Q
     loss: tuple = (("gram", 1.0),)  # (statistic, weight) pairs, see jtex.losses
     tv_weight: float = 0.0  # total variation of the image, mean |dx| + |dy| per pixel
+    swd_projections: int = choices.SWD_PROJECTIONS  # sliced Wasserstein directions per feature channel
     gram: str = "snelgrove"
     padding: str = "valid"
     pooling: str = "avg"
@@ -223,6 +225,8 @@ class SynthConfig:
             bad(f"--max-iter must be at least 1, got {self.max_iter}")
         if self.coarse_to_fine_above < 0:
             bad(f"--coarse-to-fine-above must be 0 (never) or a side in px, got {self.coarse_to_fine_above}")
+        if not 1 <= self.swd_projections <= 64:
+            bad(f"--swd-projections must be 1 to 64 directions per channel, got {self.swd_projections}")
         if self.gram_tile < 0:
             bad(f"--gram-tile must be 0 (off) or a tile side in px, got {self.gram_tile}")
         if self.batch < 1:

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtex import animation, losses, pyramid, stats, tiling, vgg
+from jtex.choices import SWD_PROJECTIONS
 from jtex.config import SynthConfig, layer_schedule
 from jtex.errors import JtexError
 
@@ -50,6 +51,7 @@ class Spec(NamedTuple):
     tv: bool = False  # a total-variation term, weighted by knobs["tv"]
     gram_tile: int = 0  # tile side for Grams of large levels (jtex.tiling); 0: whole
     dtype: str = "float32"  # the VGG's convolutions (jtex.vgg.features); Grams accumulate in float32
+    swd_projections: int = SWD_PROJECTIONS  # sliced Wasserstein directions per channel (jtex.losses.distance)
 
 
 def exemplar_spec(cfg: SynthConfig) -> Spec:
@@ -58,7 +60,7 @@ def exemplar_spec(cfg: SynthConfig) -> Spec:
     pyr = "valid" if cfg.padding == "valid" else ("circular" if cfg.padding == "circular" else "reflect")
     kinds = tuple(k for k, _ in cfg.loss)
     return Spec(layers, cfg.octaves, cfg.gram, cfg.padding, pyr, cfg.pooling, kinds=kinds, tv=cfg.tv_weight > 0,
-                gram_tile=cfg.gram_tile, dtype=cfg.compute_dtype)  # fmt: skip
+                gram_tile=cfg.gram_tile, dtype=cfg.compute_dtype, swd_projections=cfg.swd_projections)  # fmt: skip
 
 
 def output_spec(cfg: SynthConfig) -> Spec:
@@ -214,7 +216,8 @@ def texture_loss(x, targets, params, spec: Spec, knobs: dict | None = None):
         for l, name in enumerate(spec.layers):
             for k, kind in enumerate(spec.kinds):
                 sub = None if key is None else jax.random.fold_in(key, 64 * o + l)
-                d = losses.distance(kind, feats[name], targets[o][l][kind], norm=spec.gram, mul=knobs["mul"], key=sub)
+                d = losses.distance(kind, feats[name], targets[o][l][kind], norm=spec.gram, mul=knobs["mul"], key=sub,
+                                    projections=spec.swd_projections)  # fmt: skip
                 total = total + (knobs["layer_w"][l] * knobs["stat_w"][k]) * d
     if spec.tv:
         total = total + knobs["tv"] * total_variation(tv_x)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jtex import sorting
 from jtex.choices import GRAM_NORMS, JOIN_MODES  # noqa: F401  (re-exported)
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -409,8 +410,8 @@ def sliced_wasserstein(
     p = c if n_projections is None else int(n_projections)
     dirs = jax.random.normal(key, (c, p), dtype=f.dtype)
     dirs = dirs / jnp.linalg.norm(dirs, axis=0, keepdims=True)
-    pf = jnp.sort(_mm(f, dirs), axis=-2)
-    pt = jnp.sort(_mm(t.astype(f.dtype), dirs), axis=-2)
+    pf = sorting.sort(_mm(f, dirs), axis=-2)
+    pt = sorting.sort(_mm(t.astype(f.dtype), dirs), axis=-2)
     if pt.shape[-2] != pf.shape[-2]:
         pt = _resample_sorted(pt, pf.shape[-2])
     return jnp.mean((pf - pt) ** 2, axis=(-2, -1))

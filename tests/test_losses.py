@@ -144,3 +144,24 @@ def test_sliced_wasserstein_is_one_objective_for_the_whole_run(optimizer):
     other = {**batched, "k": {**batched["k"], "seed": batched["k"]["seed"] + 1}}
     assert float(f(x, other, shared)) != float(f(x, batched, shared))  # the seed picks the directions
     assert synth.run(cfg, progress=False, params=TINY).iterations == 30
+
+
+def test_swd_projections_per_channel_set_the_number_of_directions(monkeypatch):
+    seen = []
+    real = losses.stats.sliced_wasserstein
+
+    def spy(f, t, key, *, n_projections=None):
+        seen.append(n_projections)
+        return real(f, t, key, n_projections=n_projections)
+
+    monkeypatch.setattr(losses.stats, "sliced_wasserstein", spy)
+    a, b = _feats(0), _feats(1)
+    t = jax.tree.map(lambda v: v[0], losses.summary("swd", b, norm="snelgrove", key=jax.random.key(1)))
+    one = losses.distance("swd", a, t, norm="snelgrove", mul=1.0, key=jax.random.key(0), projections=1)
+    four = losses.distance("swd", a, t, norm="snelgrove", mul=1.0, key=jax.random.key(0))
+    assert seen == [4, 16]  # C = 4 channels: 1 and the default 4 per channel
+    assert float(one[0]) != float(four[0])
+    assert SynthConfig(swd_projections=8).swd_projections == 8
+    assert objective.exemplar_spec(SynthConfig(swd_projections=2, loss="swd")).swd_projections == 2
+    with pytest.raises(JtexError, match="--swd-projections must be 1 to 64"):
+        SynthConfig(swd_projections=0).validate()

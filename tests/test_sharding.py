@@ -98,20 +98,26 @@ from jtex.config import SynthConfig
 from jtex import synth
 cfg = SynthConfig(sources=("examples/brick.png",), output_width=40, output_height=40, source_width=64, octaves=1,
                   padding="same", max_iter=4, save_every=0, batch=int(sys.argv[1]), count=int(sys.argv[2]),
-                  optimizer=sys.argv[3], seed=1)
+                  optimizer=sys.argv[3], seed=1, loss=sys.argv[5])
 synth.run(cfg, sys.argv[4], progress=False)
 print(json.dumps(json.load(open(sys.argv[4] + "/config.json"))["mesh"]))
 """
 
 
 @pytest.mark.parametrize(
-    "batch,count,optimizer,axes",
-    [(8, 1, "lbfgs-b", {"batch": 8}), (6, 1, "lbfgs", {"batch": 6}), (1, 4, "lbfgs", {"frames": 4})],
+    "batch,count,optimizer,axes,loss",
+    [
+        (8, 1, "lbfgs-b", {"batch": 8}, "gram"),
+        (6, 1, "lbfgs", {"batch": 6}, "gram"),
+        (1, 4, "lbfgs", {"frames": 4}, "gram"),
+        (4, 1, "lbfgs", {"batch": 4}, "swd"),  # its sort's numpy callback inside a sharded program
+    ],
 )
-def test_synthesis_on_8_devices_equals_one_device(tmp_path, batch, count, optimizer, axes):
+def test_synthesis_on_8_devices_equals_one_device(tmp_path, batch, count, optimizer, axes, loss):
     code = textwrap.dedent(_SYNTH)
-    one = json.loads(_forced(1, code, str(batch), str(count), optimizer, str(tmp_path / "one")).splitlines()[-1])
-    eight = json.loads(_forced(8, code, str(batch), str(count), optimizer, str(tmp_path / "eight")).splitlines()[-1])
+    args = (str(batch), str(count), optimizer)
+    one = json.loads(_forced(1, code, *args, str(tmp_path / "one"), loss).splitlines()[-1])
+    eight = json.loads(_forced(8, code, *args, str(tmp_path / "eight"), loss).splitlines()[-1])
     assert one["devices"] == 1 and eight["axes"] == axes
     names = sorted(p.name for p in (tmp_path / "one").glob("*_0*.png"))
     assert len(names) == max(batch, count)
