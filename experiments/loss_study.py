@@ -14,7 +14,6 @@ Writes experiments/results/loss_study.json and runs/loss_study/<exemplar>/ (shee
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -47,16 +46,10 @@ def markdown(res: dict) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--exemplars", nargs="+", default=BUNDLED)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--markdown", action="store_true")
-    args = ap.parse_args()
-    res = results_file.start(RESULTS, markdown, args.markdown)
-    if res is None:
+    started = results_file.study(RESULTS, markdown, BUNDLED)
+    if started is None:
         return
-    res.update(size=args.size, iters=args.iters)
+    args, res = started
     for path in args.exemplars:
         rows = jtex.sweep(path, {"loss": LOSSES}, RUNS / Path(path).stem, output_width=args.size,
                           output_height=args.size, source_width=args.size, padding="same", max_iter=args.iters,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable
@@ -20,3 +21,21 @@ def start(path: Path, markdown: Callable[[dict], str], reprint: bool) -> dict | 
     res.update(machine=f"{dev.platform}: {dev.device_kind}, {os.cpu_count()} CPU cores", jax=jax.__version__)
     res.setdefault("exemplars", {})
     return res
+
+
+def study(path: Path, markdown: Callable[[dict], str], exemplars: list[str], extra=None):
+    """A study's command line (``--exemplars --size --iters --markdown``, and what ``extra(parser)`` adds) and its
+    results file, stamped and holding ``size`` and ``iters``: ``(args, results)``, or None after ``--markdown``."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--exemplars", nargs="+", default=exemplars)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--markdown", action="store_true")
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args()
+    res = start(path, markdown, args.markdown)
+    if res is None:
+        return None
+    res.update(size=args.size, iters=args.iters)
+    return args, res

@@ -17,7 +17,6 @@ and docs/seed004_emd_axis.png (exemplar, Gram, jtex's EMD, seed 004's code's EMD
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -99,18 +98,12 @@ def run_one(path: str, size: int, iters: int) -> tuple[dict, list[np.ndarray]]:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--exemplars", nargs="+", default=BUNDLED)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--markdown", action="store_true")
-    args = ap.parse_args()
-    res = results_file.start(RESULTS, markdown, args.markdown)
-    if res is None:
+    started = results_file.study(RESULTS, markdown, BUNDLED)
+    if started is None:
         return
+    args, res = started
     from jtex import figures, image
 
-    res.update(size=args.size, iters=args.iters)
     rows = []
     for path in args.exemplars:
         table, imgs = run_one(path, args.size, args.iters)

@@ -28,7 +28,6 @@ runs/seed004/<exemplar>/<study>/ (the sweeps).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -146,17 +145,13 @@ def study(path: str, name: str, size: int, iters: int) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--exemplars", nargs="+", default=BUNDLED)
-    ap.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--markdown", action="store_true")
-    args = ap.parse_args()
-    res = results_file.start(RESULTS, markdown, args.markdown)
-    if res is None:
+    started = results_file.study(
+        RESULTS, markdown, BUNDLED, lambda ap: ap.add_argument("--studies", nargs="+", default=list(STUDIES),
+                                                               choices=STUDIES)
+    )  # fmt: skip
+    if started is None:
         return
-    res.update(size=args.size, iters=args.iters)
+    args, res = started
     for path in args.exemplars:
         for name in args.studies:
             r = study(path, name, args.size, args.iters)
