@@ -1,17 +1,16 @@
 """A differentiable sort that is fast on XLA:CPU: the permutation from numpy, the values gathered by XLA.
 
 The sliced Wasserstein and EMD statistics (:mod:`jtex.losses`) sort every
-feature map at every evaluation. XLA:CPU sorts with a comparison sort that
-calls a compiled comparator per comparison: on the 2-core machine a
-(64, 16384) float32 sort along the last axis took 180 ms, and its gradient
-225 ms, where numpy's vectorised argsort takes about 60 ms on each of two
-threads. So on the CPU backend :func:`sort` asks numpy for the permutation
-(``jax.pure_callback``, no gradient needed: a permutation is piecewise
-constant) and gathers the values with ``take_along_axis``, whose gradient is
-the scatter back. Measured in one process (SWD term of a 256² synthesis,
-16384 positions x 256 directions): forward 710 -> 368 ms, gradient 1050 ->
-393 ms. On GPU and TPU ``jnp.sort`` (a radix or bitonic sort on the device)
-is used as it is: a host round trip would cost more there.
+feature map at every evaluation, and XLA:CPU's sort is slow on these sizes.
+On the 2-core machine, a loss over 16384 positions x 256 projections (the
+SWD term of a 256² synthesis's finest octave) took 710 ms forward and 1050
+ms with its gradient through ``jnp.sort``; numpy's argsort of that many
+values takes 156 ms on one thread, 97 ms on two. So on the CPU backend
+:func:`sort` asks numpy for the permutation (``jax.pure_callback``; no
+gradient is needed, a permutation being piecewise constant) and gathers the
+values with ``take_along_axis``, whose gradient is the scatter back: 368 ms
+forward, 393 ms with the gradient. On GPU and TPU ``jnp.sort`` (a sort on
+the device) is used as it is: a host round trip would cost more there.
 
 The values are those of ``jnp.sort`` exactly (ties hold equal values; which
 of two tied positions receives the gradient may differ, identically from run
