@@ -357,7 +357,7 @@ def mdan(
 
 
 def _report(cfg: MDANConfig, state: MDANState, records: list[dict], style, out, seconds: float) -> dict:
-    from jtex import metrics
+    from jtex import spectra
 
     last = records[-1] if records else {}
     return {
@@ -367,7 +367,7 @@ def _report(cfg: MDANConfig, state: MDANState, records: list[dict], style, out, 
         "final_loss": last.get("loss"),
         "final_d_loss": last.get("d_loss"),
         "seconds": seconds,
-        "spectrum": metrics.spectrum_report(style, out),
-        "border_contrast": round(metrics.ring_contrast(out), 4),
+        "spectrum": spectra.spectrum_report(style, out),
+        "border_contrast": round(spectra.ring_contrast(out), 4),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

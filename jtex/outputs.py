@@ -2,7 +2,7 @@
 
 ``result.json`` holds the final losses, the work done, the optimiser's stop
 message, and for every image its spectrum comparison with its exemplar and
-its border contrast (:mod:`jtex.metrics`), so grain or a flat frame shows as
+its border contrast (:mod:`jtex.spectra`), so grain or a flat frame shows as
 a number next to the loss.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jtex import colour, figures, image, metrics
+from jtex import colour, figures, image, spectra
 from jtex.choices import INIT_MODES
 from jtex.config import SynthConfig
 from jtex.problem import Problem, SynthResult
@@ -47,8 +47,8 @@ def report(problem: Problem, res: SynthResult) -> dict:
         "optimizer_message": res.message,
         "sources": [str(p) for p in problem.paths],
         "margin": problem.margin,
-        "spectrum": [metrics.spectrum_report(problem.sources[i], im) for i, im in zip(per_image, res.images)],
-        "border_contrast": [round(metrics.ring_contrast(im), 4) for im in res.images],
+        "spectrum": [spectra.spectrum_report(problem.sources[i], im) for i, im in zip(per_image, res.images)],
+        "border_contrast": [round(spectra.ring_contrast(im), 4) for im in res.images],
     }
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from jtex import cli, cli_metrics, image, metrics
+from jtex import cli, cli_metrics, deepdist, image, metrics, spectra
 
 from conftest import EXAMPLES
 
@@ -88,6 +88,26 @@ def test_baselines_are_per_size_and_ordered(scored):
 
 
 @needs_vgg16
+def test_the_crop_baseline_spans_an_exemplar_that_changes_across(brick):
+    # Brick on the left, gravel on the right. One contiguous piece (the brick half) misses half the exemplar and
+    # must score well behind the crop baseline; the earlier baseline (a crop of one half against the other half)
+    # scored two different textures against each other and ranked that piece ahead of the "crop".
+    gravel = image.load(EXAMPLES / "gravel.png", width=256)[:96, :96]
+    two = np.concatenate([brick, gravel], axis=1)
+    row = metrics.report(two, [brick])[0]
+    for k in ("swd_s1", "swd_s2", "colour"):
+        assert row[k] > 2 * row["baseline_crop"][k], (k, row[k], row["baseline_crop"][k])
+    assert row["baseline_crop"]["swd_s1"] * 5 < metrics.swd(brick, gravel)["swd_s1"]
+    again = metrics.report(two, [brick], key=1)[0]["baseline_crop"]
+    assert again != row["baseline_crop"] and metrics.report(two, [brick])[0] == row  # drawn from the key
+
+
+def test_band_share_distance_counts_a_band_empty_on_both_sides_as_equal():
+    assert spectra.share_distance(np.array([0.6, 0.4, 0.0]), np.array([0.6, 0.4, 0.0])) == 0
+    assert spectra.share_distance(np.array([0.5, 0.5]), np.array([0.25, 1.0])) == pytest.approx(1.0)
+
+
+@needs_vgg16
 def test_the_functions_give_the_reports_numbers(brick, scored):
     crop, row = brick[20:84, 4:68], scored["crop"]
     got = {**metrics.swd(brick, crop), "gram": metrics.gram(brick, crop)}
@@ -120,7 +140,7 @@ def test_swd_and_gram_match_jtex_stats(brick, monkeypatch):
     rel = [np.sum((gx[n] - ge[n]) ** 2) / np.sum(ge[n] ** 2) for n in layers]
     assert metrics.gram(brick, img) == pytest.approx(np.mean(rel), rel=1e-3)
     assert metrics.gram(brick, brick) == 0
-    monkeypatch.setattr(metrics, "MAX_QUANTILES", 256)  # large maps: compared through quantiles
+    monkeypatch.setattr(deepdist, "MAX_QUANTILES", 256)  # large maps: compared through quantiles
     assert metrics.swd(brick, img, scales=(1,), key=3, projections=32)["swd_s1"] == pytest.approx(np.mean(want), 0.1)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jtex
-from jtex import colour, driver, image, metrics, objective, sizes, synth, vgg, weights
+from jtex import colour, driver, image, objective, sizes, spectra, synth, vgg, weights
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 
@@ -40,7 +40,7 @@ def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["margin"] == 8 and result["iterations"] == 12 and result["optimizer_message"]
     spec = result["spectrum"][0]
-    assert len(spec["exemplar"]) == len(spec["image"]) == metrics.BANDS and spec["fine_ratio"] > 0
+    assert len(spec["exemplar"]) == len(spec["image"]) == spectra.BANDS and spec["fine_ratio"] > 0
     assert 0 < result["border_contrast"][0]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["weights"]["name"] == "custom"
 
