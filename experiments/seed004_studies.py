@@ -21,7 +21,7 @@ Each study is one `jtex.sweep` (q1..q5: one compiled program; octaves changes sh
 SIZE² from the exemplar resized to SIZE wide, ITERS iterations of device L-BFGS. Scored by jtex.metrics with a
 network not optimised (normalised VGG-19 for the VGG-16 studies, ImageNet VGG-16 for the octaves); tables give
 each point's numbers over the study's first point (below 1: closer to the exemplar), and the same ratio for
-another crop of the exemplar (what "as good as the exemplar itself" reads). Writes
+jtex.metrics' crop baseline (pieces of the exemplar itself: what copying it would score). Writes
 experiments/results/seed004_studies.json, docs/seed004_<study>_<exemplar>.png (labelled sheets) and
 runs/seed004/<exemplar>/<study>/ (the sweeps).
 """
@@ -76,8 +76,8 @@ def points(study: str) -> list[tuple[str, object]]:
 
 
 def settings(study: str, size: int, iters: int) -> tuple[str, dict]:
-    side = max(2 * size, 288)  # 4 octaves of relu3_2 with 'valid' padding need 277 px
     """The swept key and the sweep's fixed settings."""
+    side = max(2 * size, 288)  # 4 octaves of relu3_2 with 'valid' padding need 277 px
     run = dict(max_iter=iters, tol=0.0, save_every=0, progress=False, seed=0)
     if study == "octaves":
         return "octaves", run | dict(output_width=side, output_height=side)

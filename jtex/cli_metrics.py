@@ -15,8 +15,9 @@ COLUMNS = ("swd_s1", "swd_s2", "swd_s4", "spectrum", "colour", "gram")
 LEGEND = (
     "lower is better, 0 = the exemplar itself. swd_sN: sliced Wasserstein distance of deep features at scale 1/N "
     "(about 1 for an unrelated texture); spectrum: mean |log2| ratio of octave band powers; colour: per-channel "
-    "Wasserstein distance of pixel values in [0, 1]; gram: relative Gram distance. Baselines: crop = another piece "
-    "of the exemplar (a very good synthesis), noise = the exemplar's pixels shuffled (no structure)."
+    "Wasserstein distance of pixel values in [0, 1]; gram: relative Gram distance. Baselines: crop = pieces of the "
+    "exemplar itself, its odd checkerboard tiles, scored as the image is (what copying it would score), noise = the "
+    "exemplar's pixels shuffled (no structure); a texture sits between the two."
 )
 
 
@@ -25,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
         prog="jtex metrics",
         description="Score images against their exemplar, with a network other than the one synthesis optimises: "
         "sliced Wasserstein distance of VGG-16 features at scales 1, 1/2, 1/4, power-spectrum, colour-histogram "
-        "and Gram distances; next to two baselines at each image's size, another crop of the exemplar and its "
+        "and Gram distances; next to two baselines at each image's size, pieces of the exemplar itself and its "
         "pixels shuffled. Lower is better.",
     )
     a = p.add_argument
@@ -34,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     a("--exemplar-width", type=int, default=None, help="resize the exemplar to this width first (as synth's -sw)")
     a("--json", action="store_true", help="print a JSON list, one object per image, instead of a table")
     a("--network", default="vgg16", choices=NETWORKS, help="vgg19 is the network jtex synthesis optimises")
-    a("--seed", type=int, default=0, help="seeds the projections, the baseline crop and the shuffle")
+    a("--seed", type=int, default=0, help="seeds the projections, the baseline crop's positions and the shuffle")
     return p
 
 

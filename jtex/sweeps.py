@@ -324,7 +324,7 @@ def run(
             entry |= {k: scores[i][k] for k in _METRIC_KEYS}
         table.append(entry)
     summary = {"grid": {k: [_jsonable(v) for v in vs] for k, vs in grid.items()}, "rows": table}
-    if metrics:  # what the numbers mean: another crop of the exemplar, and colour-matched noise, at each point's size
+    if metrics:  # what the numbers mean: pieces of the exemplar itself, and colour-matched noise, at each point's size
         summary |= {
             "metrics_network": network,
             "baselines": [{k: scores[i][k] for k in BASELINES} for i in range(len(table))],
