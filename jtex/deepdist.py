@@ -118,10 +118,11 @@ class Ref:
     def __init__(self, img: np.ndarray, network: str):
         self.img, self.network, self._cache = img, network, {}
 
-    def stats(self, scale: int, layers: tuple[str, ...], key: int, projections: int) -> dict:
+    def stats(self, scale: int, layers: tuple[str, ...], key: int, projections: int, fe: dict | None = None) -> dict:
+        """Per-layer :func:`layer_stats`; ``fe``: the exemplar's :func:`features` there, if the caller has them."""
         k = (scale, layers, key, projections)
         if k not in self._cache:
-            fe = features(self.img, self.network, scale, layers)
+            fe = features(self.img, self.network, scale, layers) if fe is None else fe
             self._cache[k] = {n: layer_stats(fe[n], self.network, n, key, projections) for n in layers}
         return self._cache[k]
 

@@ -223,7 +223,8 @@ def _crop_baseline(ref: Ref, h: int, w: int, side: int, scales, key: int, projec
     rng = np.random.default_rng([key, h, w, 1])
 
     def pairs_at(s, layers):
-        fe, whole = features(e, network, s, layers), ref.stats(s, layers, key, projections)
+        fe = features(e, network, s, layers)
+        whole = ref.stats(s, layers, key, projections, fe=fe)  # the same features: one pass of the network
         pairs = []
         for n in layers:
             f = np.asarray(fe[n])[0]
