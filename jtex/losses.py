@@ -13,23 +13,33 @@ exemplar, octave and layer), a way to pool several exemplars' summaries
   colour/brightness shift and a contrast change are told apart.
 * ``emd``: seed 004's earth mover's distance: sort each channel's activations
   and compare the sorted vectors (the 1-D optimal transport, i.e. the
-  Wasserstein-2 distance of each channel's marginal). Output and exemplar of
-  different sizes are compared at the output's quantiles (the exemplar keeps
-  at most ``QUANTILES`` of them). Matches every channel's whole histogram, but
-  each channel on its own: which channels fire *together* (what carries
-  colour through the first layers) is not constrained, which is why seed 004
-  lost colour with it.
+  Wasserstein-2 distance of each channel's marginal), summed over channels:
+  ``sum_c mean_i (sort(F)_ic - sort(F')_ic)^2``. Seed 004 summed over
+  positions too; the mean keeps the loss from growing with the image, and the
+  sum over channels weighs a layer by its width as Gram's distance does. (With
+  the mean over channels, pool1 and relu3_2 weighed the same, and on gravel the
+  finest scale came out at 1.65x Gram's VGG-16 ``swd_s1`` in the loss study;
+  summed, 1.49x. With many wide layers, seed 004's 13, the mean did better:
+  layer weights of 1/C give it back.)
+  Output and exemplar of different sizes are compared at the output's
+  quantiles (the exemplar keeps at most ``QUANTILES`` of them). Matches every
+  channel's whole histogram, but each channel on its own: which channels fire
+  *together* (what carries colour through the first layers) is not
+  constrained. (Seed 004's code lost colour for another reason: it sorted each
+  position's channels; see ``experiments/seed004_emd_axis.py``.)
 * ``hist``: a per-channel histogram loss after Risser et al. 2017: each
   channel's values are binned into ``HIST_BINS`` bins spanning the
   exemplar's range (linear weights between neighbouring bins, so the
   histogram is differentiable) and the cumulative histograms compared,
   ``sum_b w (CDF(b) - CDF'(b))^2`` per channel (w the bin width: the squared
   L2 distance of the two CDFs), plus a quadratic penalty on values outside the
-  exemplar's range. Risser et al. remap the activations onto the exemplar's
-  histogram and hold the remap constant in the gradient; that gradient is not
-  the derivative of the loss's value, and jtex's L-BFGS line search stalled on
-  it (a 96² brick stayed noise), so jtex compares the CDFs, whose gradient is
-  exact. Like ``emd`` it constrains each channel on its own.
+  exemplar's range; both averaged over channels. (Summed over channels, as
+  ``emd``, it scored worse at every exemplar's finest scale in the loss study.)
+  Risser et al. remap the activations onto the exemplar's histogram and hold
+  the remap constant in the gradient; that gradient is not the derivative of
+  the loss's value, and jtex's L-BFGS line search stalled on it (a 96² brick
+  stayed noise), so jtex compares the CDFs, whose gradient is exact. Like
+  ``emd`` it constrains each channel on its own.
 * ``swd``: the sliced Wasserstein distance (Heitz et al. 2021): the channel
   vectors are projected on ``projections x C`` random unit directions
   (``--swd-projections``, default 4 per channel), drawn once per run from its
@@ -181,7 +191,7 @@ def distance(kind: str, f, target: dict, *, norm: str, mul, key, projections: in
     if kind == "emd":
         want = root * _quantiles(target["quantiles"], p.shape[-2])
         d = sorting.sort(p, axis=-2) - want
-        return jnp.mean(d * d, axis=(-2, -1))
+        return jnp.sum(jnp.mean(d * d, axis=-2), axis=-1)  # each channel's W2², summed over channels
     if kind == "hist":
         lo, hi = root * target["lo"], root * target["hi"]  # (C,)
         cdf = _soft_cdf(p, jnp.broadcast_to(lo, p.shape[:-2] + lo.shape), jnp.broadcast_to(hi, p.shape[:-2] + hi.shape))
