@@ -139,7 +139,7 @@ def compare(pairs: list) -> tuple:
 
 
 def per_scale(pairs_at, side: int, scales, network: str) -> dict:
-    """``swd_s<s>`` for each scale and ``gram`` (scale 1) from ``pairs_at(scale, layers)`` (see :func:`_compare`)."""
+    """``swd_s<s>`` for each scale and ``gram`` (scale 1) from ``pairs_at(scale, layers)`` (see :func:`compare`)."""
     out = {}
     for s in sorted(set(scales) | {1}):
         layers = layers_at(side, s, network)

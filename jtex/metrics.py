@@ -162,15 +162,19 @@ def colour(exemplar, image) -> float:
 # --------------------------------------------------------------------------
 
 
-def _rounded(d: dict) -> dict:
-    return {k: None if v is None else float(f"{v:.5g}") for k, v in d.items()}
+def _row(deep: dict, spectrum_: float | None, colour_: float) -> dict:
+    """One report row in column order (swd_s*, spectrum, colour, gram), rounded to 5 significant digits."""
+    out = {k: v for k, v in deep.items() if k != "gram"} | {
+        "spectrum": spectrum_,
+        "colour": colour_,
+        "gram": deep["gram"],
+    }
+    return {k: None if v is None else float(f"{v:.5g}") for k, v in out.items()}
 
 
 def _metrics(ref: Ref, img: np.ndarray, side: int, scales, key: int, projections: int) -> dict:
     deep = _deep(ref, img, side, scales, key, projections)
-    out = {k: v for k, v in deep.items() if k != "gram"}
-    out.update(spectrum=spectrum(ref.img, img), colour=colour(ref.img, img), gram=deep["gram"])
-    return _rounded(out)
+    return _row(deep, spectrum(ref.img, img), colour(ref.img, img))
 
 
 def _halves(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -234,10 +238,7 @@ def _crop_baseline(ref: Ref, h: int, w: int, side: int, scales, key: int, projec
         return pairs
 
     deep = per_scale(pairs_at, side, scales, network)
-    a, b = e.reshape(-1, 3).astype(np.float64), _take(e[odd], h * w, rng).astype(np.float64)
-    out = {k: v for k, v in deep.items() if k != "gram"}
-    out.update(spectrum=_tile_spectrum(e), colour=float(np.mean([_w1(a[:, c], b[:, c]) for c in range(3)])))
-    return _rounded({**out, "gram": deep["gram"]})
+    return _row(deep, _tile_spectrum(e), colour(e, _take(e[odd], h * w, rng)[None]))
 
 
 def _noise(img: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
