@@ -109,8 +109,8 @@ def synth_parser(prog="jtex synth") -> argparse.ArgumentParser:
         "--margin",
         type=int,
         default=None,
-        help=f"px synthesised beyond each side and cropped, so borders carry texture (default {choices.MARGIN}; "
-        "0 with --tile)",
+        help=f"px synthesised beyond each side and cropped, so borders carry texture (default "
+        f"{choices.VALID_MARGIN} with 'valid' padding, else {choices.MARGIN}; 0 with --tile)",
     )
     a("--seed", type=int, default=d.seed)
     a("--tol", type=float, default=d.tol, help="stop when the relative loss decrease falls below this")

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtex import colour, image, initial, objective, outputs, runtime, sizes, vgg, weights
-from jtex.choices import INIT_MODES, MARGIN
+from jtex.choices import INIT_MODES, MARGIN, VALID_MARGIN
 from jtex.config import SynthConfig
 from jtex.driver import optimise
 from jtex.errors import JtexError
@@ -80,10 +80,12 @@ def plan_stages(cfg: SynthConfig, margin: int) -> list[Stage]:
 
 
 def default_margin(cfg: SynthConfig) -> int:
-    """Pixels added on every side and cropped: none for tiles (a torus has no border)."""
+    """Pixels added on every side and cropped: none for tiles (a torus has no border), more for 'valid'."""
     if cfg.margin is not None:
         return cfg.margin
-    return 0 if cfg.tile or cfg.padding == "circular" else MARGIN
+    if cfg.tile or cfg.padding == "circular":
+        return 0
+    return VALID_MARGIN if cfg.padding == "valid" else MARGIN
 
 
 def prune(params, spec: Spec):

@@ -33,12 +33,12 @@ def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
     )
     assert (cfg.padding, cfg.octaves, cfg.optimizer, cfg.layers) == ("valid", 4, "lbfgs-b", (2, 7))
     p = synth.build(cfg, params=TINY)
-    assert p.margin == 8 and p.x0.shape == (1, 1, 296, 296, 3) and p.spec.vgg_padding == "valid"
+    assert p.margin == 16 and p.x0.shape == (1, 1, 312, 312, 3) and p.spec.vgg_padding == "valid"
     res = synth.run(cfg, tmp_path / "run", progress=False, params=TINY)
     assert res.images.shape == (1, 280, 280, 3) and np.isfinite(res.images).all()
     assert res.losses[0] < _start_loss(p) / 5, (_start_loss(p), res.losses)
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["margin"] == 8 and result["iterations"] == 12 and result["optimizer_message"]
+    assert result["margin"] == 16 and result["iterations"] == 12 and result["optimizer_message"]
     spec = result["spectrum"][0]
     assert len(spec["exemplar"]) == len(spec["image"]) == spectra.BANDS and spec["fine_ratio"] > 0
     assert 0 < result["border_contrast"][0]
