@@ -162,6 +162,8 @@ def part_iter(quick):
 
     import snelgrove_peer
 
+    from jtex import choices
+
     rows = []
     n = 5 if quick else 15
     configs = [(320, "valid"), (256, "same")] if quick else [(512, "valid"), (256, "same")]
@@ -169,7 +171,8 @@ def part_iter(quick):
     for size, padding in configs:
         model = {**SNELGROVE, "padding": padding}
         base = {"model": "snelgrove", "size": size, "padding": padding}
-        rows.append(base | {"code": "jtex lbfgs-b (defaults, margin 8)"} | _jtex_s_per_iter(size, model, n))
+        margin = choices.VALID_MARGIN if padding == "valid" else choices.MARGIN
+        rows.append(base | {"code": f"jtex lbfgs-b (defaults, margin {margin})"} | _jtex_s_per_iter(size, model, n))
         rows.append(base | {"code": "jtex lbfgs-b (margin 0)"} | _jtex_s_per_iter(size, model, n, margin=0))
         try:
             p = _setup(size, model)
