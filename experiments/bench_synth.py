@@ -162,7 +162,8 @@ def part_iter(quick):
 
     import snelgrove_peer
 
-    from jtex import choices
+    from jtex import synth
+    from jtex.config import SynthConfig
 
     rows = []
     n = 5 if quick else 15
@@ -171,7 +172,7 @@ def part_iter(quick):
     for size, padding in configs:
         model = {**SNELGROVE, "padding": padding}
         base = {"model": "snelgrove", "size": size, "padding": padding}
-        margin = choices.VALID_MARGIN if padding == "valid" else choices.MARGIN
+        margin = synth.default_margin(SynthConfig(padding=padding))  # the rule the synthesis applies
         rows.append(base | {"code": f"jtex lbfgs-b (defaults, margin {margin})"} | _jtex_s_per_iter(size, model, n))
         rows.append(base | {"code": "jtex lbfgs-b (margin 0)"} | _jtex_s_per_iter(size, model, n, margin=0))
         try:

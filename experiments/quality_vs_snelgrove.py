@@ -42,8 +42,8 @@ def score(path: str, size: int, peer_dir: Path) -> dict:
     rep = metrics.report(image.load(path, width=size), imgs, names=list(NAMES), key=0)
     rows = {r["image"]: {k: r[k] for k in KEYS} | {"ring": spectra.ring_contrast(im)} for r, im in zip(rep, imgs)}
     better = {k: min(rows["pytorch"][k], rows["snelgrove"][k]) for k in KEYS}
-    return {"snelgrove_image": shots[-1].name, "rows": rows, "jtex_over_better": {k: rows["jtex"][k] / better[k]
-            for k in KEYS}}  # fmt: skip
+    over = {k: rows["jtex"][k] / better[k] for k in KEYS}
+    return {"snelgrove_image": shots[-1].name, "rows": rows, "jtex_over_better": over}
 
 
 def markdown(res: dict) -> str:
