@@ -82,7 +82,7 @@ def cmd_mdan(argv):
 
 
 def train_parser() -> argparse.ArgumentParser:
-    from jtex.mgan_config import PRESETS, TRAIN_NOISE
+    from jtex.mgan_config import DECODERS, PRESETS, TRAIN_NOISE
 
     p = argparse.ArgumentParser(
         prog="jtex train-mgan",
@@ -96,6 +96,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--preset", default="quick", choices=tuple(PRESETS))
     a("--content-dir", default=None, help="a folder of photos: a photo -> stylised image model (else noise -> texture)")
     a("--noise", default=None, choices=TRAIN_NOISE, help="the noise a texture model learns from (default both)")
+    a("--decoder", default=None, choices=DECODERS, help="upsampling: the authors' 4x4 transposed convs "
+      "(default) or resize (nearest x2 + 3x3 conv: no checkerboard)")  # fmt: skip
     for flag, kind, text in [
         ("--size", int, "training crop side, a multiple of 8"), ("--teacher-size", int, "MDAN target side"),
         ("--teachers", int, "how many MDAN targets"), ("--teacher-steps", int, "MDAN steps per target"),
@@ -116,7 +118,8 @@ def cmd_train(argv):
     from jtex.mgan_config import MGANConfig
 
     keys = ("content_dir", "noise", "size", "teacher_size", "teachers", "teacher_steps", "teacher_content_weight")
-    keys += ("batch", "steps", "lr", "d_lr", "adv_weight", "exemplar_size", "save_every", "seed", "weights")
+    keys += ("batch", "steps", "lr", "d_lr", "adv_weight", "decoder", "exemplar_size", "save_every", "seed")
+    keys += ("weights",)
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     cfg = MGANConfig.preset(args.preset, source=args.source, **given).validate()
     if not Path(args.source).is_file():

@@ -7,6 +7,10 @@ The authors' ``MGAN_wrapper.lua`` netG (arrays NHWC here): transposed convs
 [-1, 1]. About 4.99 M parameters. Init as the authors' (conv N(0, 0.02), BN
 scale N(1, 0.02)); no conv biases (their code zeroed them before every use).
 Fully convolutional: an (N, h, w, 512) map gives an (N, 8h, 8w, 3) image.
+``upsample="resize"`` replaces each 4x4 transposed conv by a nearest x2
+upsampling then a 3x3 conv (Odena et al. 2016's resize-convolution): every
+output pixel then sums the same number of kernel taps, so a constant input
+stays constant — no 2-px checkerboard for training to undo.
 ``train=False`` uses BatchNorm's running statistics, so a sample does not
 depend on the others of its batch (the authors never switched to inference
 mode).
@@ -53,6 +57,22 @@ def up2(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return jnp.stack(rows, 2).reshape(n, 2 * h, 2 * w, o)  # (N, h, 2, w, 2, O) interleaved
 
 
+# Nearest x2 then a 3x3 conv, per axis, is a 4x4 stride-2 transposed conv whose taps t' sum the 3x3 taps
+# (2 - t', 3 - t'): K = M k Mᵀ on both axes.
+_RESIZE = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], np.float32)
+
+
+def resize_up2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Nearest x2 upsampling of (N, h, w, I), then a 3x3 'same' conv by (3, 3, I, O): (N, 2h, 2w, O).
+
+    Computed as :func:`up2` of the equivalent 4x4 kernel (the same numbers as
+    ``jnp.repeat`` + ``lax.conv``, tested) at the transposed conv's cost, not
+    the 2.25x of convolving the upsampled map.
+    """
+    m = jnp.asarray(_RESIZE, kernel.dtype)
+    return up2(x, jnp.einsum("ta,abio,sb->tsio", m, kernel, m))
+
+
 class Up2(nn.Module):
     """A 4x4 stride-2 transposed convolution without bias (:func:`up2`), kernel init N(0, 0.02)."""
 
@@ -64,25 +84,43 @@ class Up2(nn.Module):
         return up2(x, kernel)
 
 
+class ResizeUp2(nn.Module):
+    """Nearest x2 upsampling then a 3x3 convolution without bias (:func:`resize_up2`), kernel init N(0, 0.02)."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", conv_init(), (3, 3, x.shape[-1], self.features))
+        return resize_up2(x, kernel)
+
+
+UPSAMPLERS = {"transposed": Up2, "resize": ResizeUp2}
+
+
 class Decoder(nn.Module):
     """relu4_1 maps (N, h, w, C) -> images (N, 8h, 8w, 3) in [-1, 1] (tanh).
 
     Attributes:
       widths: channels after the 3x3 and the first two 4x4 transposed convs.
       momentum: BatchNorm running-average momentum (Flax convention; Torch's 0.1 is 0.9).
+      upsample: ``transposed`` (the authors' 4x4 stride-2 transposed convs) or ``resize``
+        (nearest x2 + 3x3 conv).
     """
 
     widths: tuple[int, ...] = WIDTHS
     momentum: float = 0.9
+    upsample: str = "transposed"
 
     @nn.compact
     def __call__(self, feats: jax.Array, *, train: bool = False) -> jax.Array:
         # A 3x3 stride-1 transposed conv with padding 1 is a 3x3 conv (kernel flipped): written as one.
         x = nn.Conv(self.widths[0], (3, 3), padding=1, use_bias=False, kernel_init=conv_init())(feats)
         x = nn.relu(batch_norm(train, self.momentum)(x))
+        up = UPSAMPLERS[self.upsample]
         for width in self.widths[1:]:
-            x = nn.relu(batch_norm(train, self.momentum)(Up2(width)(x)))
-        return jnp.tanh(Up2(3)(x))
+            x = nn.relu(batch_norm(train, self.momentum)(up(width)(x)))
+        return jnp.tanh(up(3)(x))
 
 
 def parameter_count(variables) -> int:

@@ -105,7 +105,7 @@ def make_teachers(cfg, run_path: Path, style, inputs, vgg_params, progress: bool
 
 
 def _models(cfg: MGANConfig, d_features: int):
-    return Decoder(), ConvDiscriminator(features=d_features)
+    return Decoder(upsample=cfg.decoder), ConvDiscriminator(features=d_features)
 
 
 def _optimizers(cfg: MGANConfig):
@@ -206,7 +206,7 @@ def calibrate(cfg: MGANConfig, variables: dict, vgg_params, inputs, key) -> dict
 
     if cfg.calibration_batches < 1:
         return variables
-    exact = Decoder().clone(momentum=0.0)  # running stats := this batch's
+    exact = Decoder(upsample=cfg.decoder, momentum=0.0)  # running stats := this batch's
 
     @jax.jit
     def stats(k):
@@ -263,7 +263,7 @@ def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progre
 
         def preview(state):
             v = {"params": state.g_params, "batch_stats": state.g_stats}
-            return figures.contact_sheet(list(show_in) + list(_decode(v, vgg_params, show_in, cfg.pooling)),
+            return figures.contact_sheet(list(show_in) + list(_decode(v, vgg_params, show_in, cfg)),
                                          columns=len(shown))  # fmt: skip
 
         meta = {"kind": KIND, "config": dataclasses.asdict(cfg)}
@@ -291,21 +291,22 @@ def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progre
 
 def _step_settings(cfg: MGANConfig) -> MGANConfig:
     """``cfg`` with what the step's computation does not depend on blanked (the cache key of :func:`make_step`)."""
-    keep = ("size", "batch", "lr", "beta1", "d_lr", "adv_weight", "pooling")
+    keep = ("size", "batch", "lr", "beta1", "d_lr", "adv_weight", "decoder", "pooling")
     return MGANConfig(**{k: getattr(cfg, k) for k in keep})
 
 
-@functools.partial(jax.jit, static_argnames="pooling")
-def _decode_jit(variables, vgg_params, images, pooling):
+@functools.partial(jax.jit, static_argnames=("pooling", "upsample"))
+def _decode_jit(variables, vgg_params, images, pooling, upsample):
     from jtex import vgg
 
     enc = vgg.features(vgg_params, images, (ENCODER_LAYER,), pooling=pooling)[ENCODER_LAYER]
-    return jnp.clip(to_unit(Decoder().apply(variables, enc, train=False)), 0.0, 1.0)
+    return jnp.clip(to_unit(Decoder(upsample=upsample).apply(variables, enc, train=False)), 0.0, 1.0)
 
 
-def _decode(variables, vgg_params, images, pooling: str) -> np.ndarray:
+def _decode(variables, vgg_params, images, cfg: MGANConfig) -> np.ndarray:
     """Images (N, H, W, 3) in [0, 1] (sides multiples of 8) through encoder and decoder: (N, H, W, 3) in [0, 1]."""
-    return np.asarray(_decode_jit(variables, vgg_params, jnp.asarray(images, jnp.float32), pooling))
+    x = jnp.asarray(images, jnp.float32)
+    return np.asarray(_decode_jit(variables, vgg_params, x, cfg.pooling, cfg.decoder))
 
 
 def load(path, *, vgg_params=None) -> MGAN:
@@ -355,7 +356,7 @@ def generate(model: MGAN, key: jax.Array, shape: tuple[int, int, int], *, noise:
         raise JtexError(f"size {w}x{h} (count {n}): use a count >= 1 and sides that are multiples of {STRIDE}")
     words = [int(v) for v in np.ravel(np.asarray(jax.random.key_data(key))).astype(np.uint64)]
     fields = np.stack([noisefields.field(noise, np.random.default_rng([*words, i]), h, w) for i in range(n)])
-    return _decode(model.variables, model.vgg_params, fields, cfg.pooling)
+    return _decode(model.variables, model.vgg_params, fields, cfg)
 
 
 def stylize(model: MGAN, photo: np.ndarray, *, max_side: int | None = 1024) -> np.ndarray:
@@ -373,4 +374,4 @@ def stylize(model: MGAN, photo: np.ndarray, *, max_side: int | None = 1024) -> n
     h, w = (x.shape[0] // STRIDE) * STRIDE, (x.shape[1] // STRIDE) * STRIDE
     if min(h, w) < STRIDE:
         raise JtexError(f"photo of {x.shape[1]}x{x.shape[0]} px is too small: at least {STRIDE} px a side")
-    return _decode(model.variables, model.vgg_params, x[None, :h, :w], model.config.pooling)[0]
+    return _decode(model.variables, model.vgg_params, x[None, :h, :w], model.config)[0]

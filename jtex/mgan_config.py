@@ -133,6 +133,7 @@ def _flag(name: str) -> str:
 
 NOISE_KINDS = ("brown", "perlin")  # jtex.noisefields.KINDS, kept here so checking settings imports nothing heavy
 TRAIN_NOISE = (*NOISE_KINDS, "both")
+DECODERS = ("transposed", "resize")  # jtex.decoders.UPSAMPLERS, kept here so checking settings imports nothing heavy
 PRESETS = {
     # A recognisable noise -> texture decoder on 2 CPU cores in well under 30 minutes.
     "quick": dict(size=128, teacher_size=128, teachers=6, teacher_steps=125, batch=4, steps=400, save_every=100),
@@ -166,6 +167,7 @@ class MGANConfig:
     beta1: float = 0.5
     d_lr: float = 0.02  # the discriminator's Adam
     adv_weight: float = 0.01  # against pixel MSE 1 (the authors' MGAN_netS_weight)
+    decoder: str = "transposed"  # upsampling: the authors' 4x4 transposed convs, or resize (nearest x2 + 3x3 conv)
     pooling: str = "max"
     exemplar_size: int = 256
     calibration_batches: int = 8  # BatchNorm statistics recomputed with the final weights over this many batches
@@ -210,6 +212,7 @@ class MGANConfig:
         checks = [
             (bool(self.source), "no exemplar: pass -s/--source IMAGE"),
             (self.noise in TRAIN_NOISE, f"--noise must be one of {', '.join(TRAIN_NOISE)}, got {self.noise!r}"),
+            (self.decoder in DECODERS, f"--decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}"),
             (
                 32 <= self.size <= 1024 and self.size % ATOM == 0,
                 f"--size must be a multiple of {ATOM} from 32 to 1024, got {self.size}",

@@ -57,6 +57,35 @@ def test_up2_is_torchs_transposed_conv_4_2_1():
     assert out.sum() == np.arange(16.0).sum()
 
 
+def test_resize_up2_is_nearest_upsampling_then_a_3x3_conv():
+    x = jax.random.normal(jax.random.key(0), (2, 5, 7, 6))
+    k = jax.random.normal(jax.random.key(1), (3, 3, 6, 4))
+    up = jnp.repeat(jnp.repeat(x, 2, 1), 2, 2)
+    ref = jax.lax.conv_general_dilated(up, k, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(np.asarray(decoders.resize_up2(x, k)), np.asarray(ref), rtol=1e-4, atol=1e-5)
+    # no checkerboard: a constant map stays constant inside (the transposed conv's phases differ)
+    ones, k4 = jnp.ones((1, 6, 6, 1)), jax.random.normal(jax.random.key(2), (4, 4, 1, 1))
+    assert np.ptp(np.asarray(decoders.resize_up2(ones, k4[:3, :3]))[0, 1:-1, 1:-1]) < 1e-5
+    assert np.ptp(np.asarray(decoders.up2(ones, k4))[0, 1:-1, 1:-1]) > 1e-2
+
+
+def test_the_resize_decoder_trains_loads_and_generates(tmp_path, tiny_vgg):
+    cfg = MGANConfig(**TINY, steps=2, decoder="resize")
+    trained = mgan.train(cfg, tmp_path, vgg_params=tiny_vgg, progress=False)
+    assert trained.variables["params"]["ResizeUp2_0"]["kernel"].shape[:2] == (3, 3)
+    model = mgan.load(tmp_path, vgg_params=tiny_vgg)
+    assert model.config.decoder == "resize"
+    out = mgan.generate(model, jax.random.key(0), (2, 32, 48))
+    assert out.shape == (2, 32, 48, 3) and np.isfinite(out).all()
+    from jtex import cli_mgan
+
+    assert (
+        cli_mgan.train_parser().parse_args(["-s", "x", "--output-dir", "o", "--decoder", "resize"]).decoder == "resize"
+    )
+    with pytest.raises(JtexError, match="--decoder must be one of transposed, resize"):
+        MGANConfig(**TINY, decoder="pixelshuffle").validate()
+
+
 def test_crops_of_inputs_and_targets_are_aligned():
     x = jax.random.uniform(jax.random.key(0), (3, 20, 20, 3))
     a, b = jax.jit(lambda k: mgan.draw(k, x, x * 2.0, 5, 8))(jax.random.key(1))
