@@ -268,6 +268,7 @@ def main():
     ap.add_argument("--parts", nargs="+", default=["sample", "speedup", "train"], choices=tuple(PARTS))
     ap.add_argument("--model", default=None, help="a trained run folder (sample timing and quality)")
     ap.add_argument("--source", default=BRICK, help="the exemplar the --model was trained on")
+    ap.add_argument("--name", default=None, help="the quality part's entry (default: the source's stem)")
     ap.add_argument("--work", default="/tmp/jtex-bench-texnet", help="scratch folder for the quality part")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--markdown", action="store_true")
@@ -292,7 +293,7 @@ def main():
         if part == "quality":  # one entry per exemplar
             q = entry.get("quality", {})
             q = {Path(q["source"]).stem: q} if "rows" in q else q
-            entry["quality"] = q | {Path(args.source).stem: PARTS[part](args)}
+            entry["quality"] = q | {args.name or Path(args.source).stem: PARTS[part](args)}
         else:
             entry[part] = PARTS[part](args)
         print(f"[{part}: {time.perf_counter() - t:.0f} s]", flush=True)
