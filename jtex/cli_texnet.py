@@ -31,6 +31,8 @@ def train_parser() -> argparse.ArgumentParser:
       "multiscale: Snelgrove's pool1 + relu3_2 over a 4-octave pyramid")  # fmt: skip
     a("--norm", default=None, choices=("batch", "instance"), help="batch (the paper's) or instance (Improved TN)")
     a("--scales", type=int, default=None, help="noise scales K (default 6)")
+    a("--channels", type=int, default=None, help="conv width per scale (default 8, the paper's; the stream at "
+      "scale k has k times this)")  # fmt: skip
     a("--exemplar-size", type=int, default=None, help="resize the exemplar's longer side to this (default 256)")
     a("--save-every", type=int, default=None, help="checkpoint + sample sheet every N steps")
     a("--seed", type=int, default=None)
@@ -60,7 +62,8 @@ def cmd_train(argv):
         raise JtexError(f"--content-dir {args.content_dir}: no such folder; give a folder of photos")
     from jtex import texture_net
 
-    keys = ("size", "batch", "steps", "lr", "loss", "norm", "scales", "exemplar_size", "save_every", "seed")
+    keys = ("size", "batch", "steps", "lr", "loss", "norm", "scales", "channels", "exemplar_size", "save_every")
+    keys += ("seed",)
     keys += ("weights", "normalize_gradients", "content_dir", "content_weight")
     cfg = texture_net.TexNetConfig.preset(args.preset, source=args.source, **{k: getattr(args, k) for k in keys})
     net = texture_net.train(cfg, args.output_dir, progress=not args.quiet, overwrite=args.overwrite)

@@ -75,7 +75,8 @@ class TexNetConfig:
             (np.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}"),
             (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
             (32 <= self.exemplar_size <= 4096, f"--exemplar-size must be 32..4096, got {self.exemplar_size}"),
-            (self.channels >= 1 and self.noise_depth >= 1, "channels and noise_depth must be at least 1"),
+            (1 <= self.channels <= 128, f"--channels must be 1..128, got {self.channels}"),
+            (self.noise_depth >= 1, "noise_depth must be at least 1"),
             (
                 np.isfinite(self.content_weight) and self.content_weight >= 0,
                 f"--content-weight must be a number >= 0, got {self.content_weight}",

@@ -196,8 +196,9 @@ def test_cli_trains_and_samples(tmp_path):
 
     run = tmp_path / "run"
     argv = ["train-texnet", "-s", TINY["source"], "--output-dir", str(run), "--size", "32", "--scales", "3",
-            "--batch", "1", "--steps", "2", "--exemplar-size", "64", "-q"]  # fmt: skip
+            "--channels", "4", "--batch", "1", "--steps", "2", "--exemplar-size", "64", "-q"]  # fmt: skip
     assert cli.main(argv) == 0
+    assert json.loads((run / "config.json").read_text())["settings"]["channels"] == 4
     assert (
         cli.main(["sample", str(run), "--size", "48", "32", "--count", "3", "--output-dir", str(tmp_path / "s")]) == 0
     )
