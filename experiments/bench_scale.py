@@ -118,10 +118,9 @@ def main():
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32, 64])
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    res = results_file.start(RESULTS, markdown, args.markdown)
+    res = results_file.start(RESULTS, markdown, args.markdown, entries=None)
     if res is None:
         return
-    res.pop("exemplars", None)
     if "memory" in args.parts:
         memory(args.sides, args.tiles, args.iters, res)
     if "batch" in args.parts:

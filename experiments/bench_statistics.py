@@ -70,7 +70,7 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    res = results_file.start(RESULTS, markdown, args.markdown)
+    res = results_file.start(RESULTS, markdown, args.markdown, entries=None)
     if res is None:
         return
     import jax
@@ -78,7 +78,6 @@ def main():
 
     from jtex import sorting
 
-    res.pop("exemplars", None)
     res.update(size=args.size, rows={})
     fast = sorting.sort
     for kind, proj in POINTS:

@@ -46,17 +46,18 @@ def run(model_dir: str, photo_paths: list[str], side: int) -> dict:
     def feat(x):
         return np.asarray(vgg.features(model.vgg_params, jnp.asarray(x[None]), (LAYER,), pooling="max")[LAYER])
 
-    def dist(out, photo):
-        photo = image.resize(photo, width=out.shape[1], height=out.shape[0]) if photo.shape != out.shape else photo
-        f, g = feat(out), feat(photo)
-        return float(np.sum((f - g) ** 2) / np.sum(g**2))
+    def dist(f_out, shape, photo):
+        photo = image.resize(photo, width=shape[1], height=shape[0]) if photo.shape != shape else photo
+        g = feat(photo)
+        return float(np.sum((f_out - g) ** 2) / np.sum(g**2))
 
     rows = {}
     for i, (path, p, o) in enumerate(zip(photo_paths, photos, outs)):
-        others = [dist(o, q) for j, q in enumerate(photos) if j != i]
+        f_out = feat(o)  # once per output, against its own photo and the others
+        others = [dist(f_out, o.shape, q) for j, q in enumerate(photos) if j != i]
         m = metrics.report(style, [o, p], names=["output", "photo"])
         rows[Path(path).name] = {
-            "content_own": dist(o, p), "content_others": float(np.mean(others)),
+            "content_own": dist(f_out, o.shape, p), "content_others": float(np.mean(others)),
             "output": {k: m[0][k] for k in KEYS}, "photo": {k: m[1][k] for k in KEYS}, "size": list(o.shape[:2]),
         }  # fmt: skip
     sheet = [image.resize(p, width=side, height=side) for p in photos]
@@ -91,13 +92,12 @@ def main():
     ap.add_argument("--side", type=int, default=256)
     ap.add_argument("--markdown", action="store_true", help="print the table of the results file and exit")
     args = ap.parse_args()
-    res = results_file.start(RESULTS, markdown, args.markdown)
+    res = results_file.start(RESULTS, markdown, args.markdown, entries="models")
     if res is None:
         return
     if not args.model or len(args.photos) < 2:
         raise SystemExit("give --model DIR and at least two --photos")
-    res.pop("exemplars", None)
-    res.setdefault("models", {})[args.name or Path(args.model).name] = run(args.model, args.photos, args.side)
+    res["models"][args.name or Path(args.model).name] = run(args.model, args.photos, args.side)
     RESULTS.write_text(json.dumps(res, indent=2) + "\n")
     print(markdown(res))
 

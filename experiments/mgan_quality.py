@@ -93,11 +93,9 @@ def main():
     ap.add_argument("--count", type=int, default=4)
     ap.add_argument("--markdown", action="store_true", help="print the table of the results file and exit")
     args = ap.parse_args()
-    res = results_file.start(RESULTS, markdown, args.markdown)
+    res = results_file.start(RESULTS, markdown, args.markdown, entries="models")
     if res is None:
         return
-    res.pop("exemplars", None)
-    res.setdefault("models", {})
     for model_dir in args.models:
         name, entry = one(model_dir, args.size, args.count)
         res["models"][name] = entry

@@ -9,8 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def start(path: Path, markdown: Callable[[dict], str], reprint: bool) -> dict | None:
-    """The results so far, stamped with this machine and jax; None after printing the table when ``reprint``."""
+def start(path: Path, markdown: Callable[[dict], str], reprint: bool, entries: str | None = "exemplars") -> dict | None:
+    """The results so far, stamped with this machine and jax; None after printing the table when ``reprint``.
+
+    ``entries``: the key of the per-item dict the experiment fills (made empty if missing), or None for none.
+    """
     res = json.loads(path.read_text()) if path.exists() else {}
     if reprint:
         print(markdown(res))
@@ -19,7 +22,8 @@ def start(path: Path, markdown: Callable[[dict], str], reprint: bool) -> dict | 
 
     dev = jax.devices()[0]
     res.update(machine=f"{dev.platform}: {dev.device_kind}, {os.cpu_count()} CPU cores", jax=jax.__version__)
-    res.setdefault("exemplars", {})
+    if entries is not None:
+        res.setdefault(entries, {})
     return res
 
 
