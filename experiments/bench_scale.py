@@ -50,12 +50,14 @@ def _child(args, env=None) -> dict:
 
 def _estimate(side: int, tile: int, iters: int) -> float:
     """What `jtex synth` prints before compiling (jtex.sizes.need_bytes)."""
-    from jtex import choices, image, sizes
+    from jtex import image, sizes, synth
     from jtex.config import SynthConfig
 
     cfg = SynthConfig(sources=("examples/brick.png",), output_width=side, output_height=side, gram_tile=tile,
                       max_iter=iters)  # fmt: skip
-    return round(sizes.need_bytes(cfg, [image.load("examples/brick.png")], choices.MARGIN, 1) / 2**30, 2)
+    margin, trail = synth.frame(cfg)
+    canvas = (side + 2 * margin + trail[0], side + 2 * margin + trail[1])
+    return round(sizes.need_bytes(cfg, [image.load("examples/brick.png")], canvas, 1) / 2**30, 2)
 
 
 def memory(sides, tiles, iters: int, res: dict) -> None:

@@ -172,8 +172,9 @@ def part_iter(quick):
     for size, padding in configs:
         model = {**SNELGROVE, "padding": padding}
         base = {"model": "snelgrove", "size": size, "padding": padding}
-        margin = synth.default_margin(SynthConfig(padding=padding))  # the rule the synthesis applies
-        rows.append(base | {"code": f"jtex lbfgs-b (defaults, margin {margin})"} | _jtex_s_per_iter(size, model, n))
+        margin, (tb, tr) = synth.frame(SynthConfig(padding=padding, output_width=size, output_height=size))
+        label = f"jtex lbfgs-b (defaults, margin {margin} + {tb} below/right)"  # the canvas the synthesis runs
+        rows.append(base | {"code": label} | _jtex_s_per_iter(size, model, n))
         rows.append(base | {"code": "jtex lbfgs-b (margin 0)"} | _jtex_s_per_iter(size, model, n, margin=0))
         try:
             p = _setup(size, model)

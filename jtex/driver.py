@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtex import figures, optimize
+from jtex.errors import JtexError
 from jtex.problem import NonFiniteLoss, Problem
 
 
@@ -102,9 +103,14 @@ def _restore(problem: Problem, run_dir) -> Resume | None:
     cfg = problem.cfg
 
     def target(meta):
+        stage = problem.stages[meta["stage"]] if meta["stage"] < len(problem.stages) else None
+        if stage is None or tuple(meta["x_shape"][-3:-1]) != (stage.height, stage.width):
+            raise JtexError(
+                f"{run_dir.path}: its checkpoint holds a {meta['x_shape'][-2]}x{meta['x_shape'][-3]} canvas, but "
+                "this run optimises another (made by an older jtex?); pass --overwrite or a new --output-dir"
+            )
         like = {"x": np.zeros(meta["x_shape"], np.float32)}
         if meta["has_state"]:
-            stage = problem.stages[meta["stage"]]
             like["state"] = optimize.init_device_state(
                 problem.objective(stage),
                 cfg.optimizer,

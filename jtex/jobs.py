@@ -117,7 +117,7 @@ def _groups(jobs: list[Job], max_group: int) -> list[list[Job]]:
         for j in members:
             n = sum(g.problem.batch for g in group) + j.problem.batch
             c = j.problem.cfg
-            need = sizes.need_bytes(c, j.problem.sources, j.problem.margin, n * c.count)
+            need = sizes.need_bytes(c, j.problem.sources, j.problem.canvas, n * c.count)
             if group and (n > max_group or need > have):
                 out.append(group)
                 group = []

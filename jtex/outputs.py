@@ -47,6 +47,7 @@ def report(problem: Problem, res: SynthResult) -> dict:
         "optimizer_message": res.message,
         "sources": [str(p) for p in problem.paths],
         "margin": problem.margin,
+        "trail": list(problem.trail),  # extra px below and to the right (jtex.synth.frame)
         "spectrum": [spectra.spectrum_report(problem.sources[i], im) for i, im in zip(per_image, res.images)],
         "border_contrast": [round(spectra.ring_contrast(im), 4) for im in res.images],
     }

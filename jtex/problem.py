@@ -47,7 +47,8 @@ class Problem:
     targets: list[list[jax.Array]]
     x0: jax.Array  # (B, F, H, W, 3): the first stage's start
     stages: list[Stage]
-    margin: int
+    margin: int  # px added on every side of the output
+    trail: tuple[int, int]  # and the extra px below and to the right (jtex.synth.frame)
     src_index: np.ndarray  # (B,): the source each element follows (all 0 unless ``separate``)
     knobs: dict  # the objective's traced settings, leading axis B
     memory: tuple[int, int] = (0, 0)  # (estimated peak, free) bytes, from jtex.sizes.check
@@ -78,11 +79,16 @@ class Problem:
         """Element i's target statistics ``[[{kind: {...}}]]`` (for :func:`jtex.objective.texture_loss`)."""
         return jax.tree.map(lambda t: t[i], self.targets)
 
+    @property
+    def canvas(self) -> tuple[int, int]:
+        """(height, width) optimised at the last stage: the output, its margins and trail."""
+        return self.stages[-1].height, self.stages[-1].width
+
     def crop(self, x) -> np.ndarray:
-        """(..., H + 2m, W + 2m, 3) canvas -> (..., H, W, 3) output."""
-        m = self.margin
+        """(..., H + 2m + tb, W + 2m + tr, 3) canvas -> (..., H, W, 3) output."""
+        m, (tb, tr) = self.margin, self.trail
         x = np.asarray(x, np.float32)
-        return x[..., m : x.shape[-3] - m, m : x.shape[-2] - m, :] if m else x
+        return x[..., m : x.shape[-3] - m - tb, m : x.shape[-2] - m - tr, :]
 
 
 @dataclass

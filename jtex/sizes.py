@@ -38,6 +38,48 @@ def min_side(spec: Spec, octaves: int | None = None) -> int:
     return lo
 
 
+def edge_lag(n: int, spec: Spec, arch: str = "vgg19") -> int:
+    """How many px before the end of an axis of ``n`` px the objective's coverage ends, beyond its start.
+
+    Every op of the objective sees the start of an axis (top, left) and its end
+    (bottom, right) mirror-symmetrically, except where a stride-2 op leaves the
+    last pixel out: a 'valid' pyramid REDUCE of an even axis, a 2x2 pooling of
+    an odd one (a padded REDUCE of an even one). Each such pixel shifts the end's
+    coverage inwards by the op's stride at the canvas. At the top all octaves'
+    edges coincide; at the bottom they spread over up to ~30 px at 4 octaves,
+    and the texture grows a row of dots along that band (the coarse octaves'
+    own edge). Returns the largest shift over the octaves and layers used:
+    exact for 'valid' (tests/test_edges.py measures it through the network);
+    padded modes see the edges through their padding, not as mirror images,
+    and there it is within 1.5 px of the shift measured at 80% coverage.
+    """
+    seq = vgg.layer_sequence(arch)
+    worst = 0
+    for octave in range(spec.octaves):
+        lag, stride, s = 0, 1, n
+        for _ in range(octave):
+            m = pyramid.level_sizes(s, s, 2, spec.pyr_padding)[1][0]
+            if m < 1:
+                return worst
+            lag += stride * ((s - 1) - (2 * m + 2) if spec.pyr_padding == "valid" else (s + 1) - 2 * m)
+            s, stride = m, stride * 2
+        for name in seq[: seq.index(vgg.deepest(spec.layers, arch)) + 1]:
+            if name.startswith("conv"):
+                s -= 2 * (spec.vgg_padding == "valid")
+            elif name.startswith("pool"):
+                lag, s, stride = lag + stride * (s % 2), s // 2, stride * 2
+            if name in spec.layers and s >= 1:
+                worst = max(worst, lag)
+    return worst
+
+
+def trailing_margin(n: int, spec: Spec, arch: str = "vgg19", limit: int = 64) -> int:
+    """Extra px for the end of an axis whose canvas (margins included) is ``n`` px, so that the objective
+    sees its last output pixels at least as well as its first: the smallest ``e`` with
+    ``edge_lag(n + e) <= e`` (21 px for 'valid' at 4 octaves and canvases of a multiple of 32 px)."""
+    return next((e for e in range(limit) if edge_lag(n + e, spec, arch) <= e), 0)
+
+
 def _check_size(what: str, h: int, w: int, spec: Spec, octaves: int, fix: str):
     need = min_side(spec, octaves)
     if min(h, w) < need:
@@ -106,13 +148,13 @@ def optimizer_bytes(cfg: SynthConfig, h: int, w: int, n_images: int) -> int:
     return 4 * n * ((2 * k + 4) if "lbfgs" in cfg.optimizer else 4)
 
 
-def need_bytes(cfg: SynthConfig, sources: list[np.ndarray], margin: int, n_images: int) -> int:
+def need_bytes(cfg: SynthConfig, sources: list[np.ndarray], canvas: tuple[int, int], n_images: int) -> int:
     """Peak memory of a run: the runtime, the largest exemplar's target program, the synthesis's
     loss+gradient (counted together: the allocator keeps what the first freed) and the optimiser's state.
     Within 20% of the peak RSS measured from 1024² to 4096², with and without tiles (experiments/bench_scale.py)."""
     src = objective.exemplar_spec(cfg)
     exemplars = max((estimate_bytes(s.shape[0], s.shape[1], 1, src) for s in sources), default=0)
-    h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
+    h, w = canvas
     synthesis = estimate_bytes(h, w, n_images, objective.output_spec(cfg))
     return runtime_bytes() + exemplars + synthesis + optimizer_bytes(cfg, h, w, n_images)
 
@@ -129,7 +171,7 @@ def available_bytes() -> int:
         return 1 << 40
 
 
-def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, margin: int, stages: list) -> tuple[int, int]:
+def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, stages: list) -> tuple[int, int]:
     """Sizes, tiling and memory, before anything is compiled; one-line errors.
 
     Returns ``(need, have)``: the estimated peak and the free memory, bytes.
@@ -169,7 +211,7 @@ def check(cfg: SynthConfig, sources: list[np.ndarray], paths: list, margin: int,
 
         p = sharding.plan((len(sources) if cfg.separate else 1) * cfg.batch)
         n_images = n_images if p is None else p.per_device * cfg.count
-    need = need_bytes(cfg, sources, margin, n_images)
+    need = need_bytes(cfg, sources, (stages[-1].height, stages[-1].width), n_images)
     have = available_bytes()
     if need > have:
         raise JtexError(

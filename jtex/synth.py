@@ -10,7 +10,10 @@ objective, optimised together by :func:`jtex.optimize.minimize`.
 Borders: a synthesised pixel near the edge sits in fewer conv windows than
 one inside, so it gets less gradient and stays near its start colour (a flat
 frame). Unless the output tiles, jtex synthesises a canvas ``margin`` pixels
-larger on every side and crops it: the frame falls in the margin.
+larger on every side and crops it: the frame falls in the margin. The objective
+sees the bottom and right ends of the canvas later than the top and left ones
+(:func:`jtex.sizes.edge_lag`), so those sides get a few pixels more
+(:func:`frame`).
 """
 
 from __future__ import annotations
@@ -71,9 +74,10 @@ def coarse_to_fine(cfg: SynthConfig) -> bool:
     return cfg.octaves > 1 and (cfg.coarse_to_fine or (above and cfg.count == 1))
 
 
-def plan_stages(cfg: SynthConfig, margin: int) -> list[Stage]:
-    """Coarse-to-fine (:func:`coarse_to_fine`): one stage per octave, coarsest first; else one stage."""
-    h, w = cfg.output_height + 2 * margin, cfg.output_width + 2 * margin
+def plan_stages(cfg: SynthConfig, margin: int, trail: tuple[int, int] = (0, 0)) -> list[Stage]:
+    """Coarse-to-fine (:func:`coarse_to_fine`): one stage per octave, coarsest first; else one stage.
+    The canvas is the output plus ``margin`` on every side plus ``trail`` (below, to the right)."""
+    h, w = cfg.output_height + 2 * margin + trail[0], cfg.output_width + 2 * margin + trail[1]
     if not coarse_to_fine(cfg):
         return [Stage(0, h, w)]
     return [Stage(k, max(1, round(h / 2**k)), max(1, round(w / 2**k))) for k in range(cfg.octaves - 1, -1, -1)]
@@ -86,6 +90,18 @@ def default_margin(cfg: SynthConfig) -> int:
     if cfg.tile or cfg.padding == "circular":
         return 0
     return VALID_MARGIN if cfg.padding == "valid" else MARGIN
+
+
+def frame(cfg: SynthConfig, arch: str = "vgg19") -> tuple[int, tuple[int, int]]:
+    """``(margin, (bottom, right))``: the px added on every side, and the extra px below and to the right
+    that give the last rows and columns the objective's coverage of the first (:func:`jtex.sizes.edge_lag`;
+    without them a 'valid' output grows a row of dots along its bottom and right edges); (0, (0, 0)) with no margin."""
+    margin = default_margin(cfg)
+    if not margin:
+        return 0, (0, 0)
+    spec = objective.output_spec(cfg)
+    n = [cfg.output_height + 2 * margin, cfg.output_width + 2 * margin]
+    return margin, (sizes.trailing_margin(n[0], spec, arch), sizes.trailing_margin(n[1], spec, arch))
 
 
 def prune(params, spec: Spec):
@@ -124,13 +140,13 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
     cfg.validate()
     runtime.configure()
     paths, sources = load_sources(cfg)
-    margin = default_margin(cfg)
-    stages = plan_stages(cfg, margin)
-    memory = sizes.check(cfg, sources, paths, margin, stages)
     if params is None:
         params, meta = weights.resolve(cfg.weights)
     else:
         meta = {"name": "custom", "arch": vgg.arch_of(params)}
+    margin, trail = frame(cfg, vgg.arch_of(params))
+    stages = plan_stages(cfg, margin, trail)
+    memory = sizes.check(cfg, sources, paths, stages)
     spec = objective.output_spec(cfg)._replace(grey=all(colour.is_grey(s) for s in sources))
     params = prune(params, spec)
     targets = objective.targets(params, sources, cfg, separate=cfg.separate)
@@ -151,6 +167,7 @@ def build(cfg: SynthConfig, *, params: dict | None = None) -> Problem:
         start_images(cfg, sources, src_index, stages[0]),
         stages,
         margin,
+        trail,
         src_index,
         knobs,
         memory,

@@ -37,7 +37,7 @@ def test_loss_falls_and_images_are_valid():
     np.testing.assert_array_equal(res.images[..., 0], res.images[..., 1])
     # The start's loss, for comparison: the same objective at the initial canvas.
     p = synth.build(cfg)
-    assert p.x0.shape == (1, 1, 64 + 2 * p.margin, 64 + 2 * p.margin, 3)
+    assert p.x0.shape == (1, 1, 64 + 2 * p.margin + p.trail[0], 64 + 2 * p.margin + p.trail[1], 3)
     start = float(objective.texture_loss(p.x0[0], _unbatched(p.targets), p.params, p.spec)[0])
     assert res.losses[0] < start / 20, (start, res.losses)
 

@@ -33,7 +33,9 @@ def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
     )
     assert (cfg.padding, cfg.octaves, cfg.optimizer, cfg.layers) == ("valid", 4, "lbfgs-b", (2, 7))
     p = synth.build(cfg, params=TINY)
-    assert p.margin == 16 and p.x0.shape == (1, 1, 312, 312, 3) and p.spec.vgg_padding == "valid"
+    assert (
+        p.margin == 16 and p.trail == (29, 29) and p.x0.shape == (1, 1, 341, 341, 3) and p.spec.vgg_padding == "valid"
+    )
     res = synth.run(cfg, tmp_path / "run", progress=False, params=TINY)
     assert res.images.shape == (1, 280, 280, 3) and np.isfinite(res.images).all()
     assert res.losses[0] < _start_loss(p) / 5, (_start_loss(p), res.losses)
@@ -158,11 +160,14 @@ def test_objective_variants_synthesise(kw):
 def test_margin_is_cropped_and_tiles_have_none():
     base = dict(sources=(BRICK,), max_iter=3, **SMALL_SYNTH)
     p = synth.build(SynthConfig(**base))
-    assert p.margin == 8 and p.stages[0].height == 80
-    canvas = np.arange(80 * 80 * 3, dtype=np.float32).reshape(1, 1, 80, 80, 3)
+    assert p.margin == 8 and p.stages[0].height == 80 + p.trail[0]
+    canvas = np.arange(np.prod(p.canvas) * 3, dtype=np.float32).reshape(1, 1, *p.canvas, 3)
     np.testing.assert_array_equal(p.crop(canvas), canvas[..., 8:72, 8:72, :])
     assert synth.build(SynthConfig(tile=True, **base)).margin == 0
-    assert synth.build(SynthConfig(margin=3, **base)).stages[0].width == 70
+    assert (
+        synth.build(SynthConfig(margin=3, **base)).stages[0].width
+        == 70 + synth.frame(SynthConfig(margin=3, **base))[1][1]
+    )
     assert synth.run(SynthConfig(margin=3, **base), progress=False).images.shape == (1, 64, 64, 3)
 
 

@@ -62,8 +62,8 @@ def test_snelgrove_default_at_4096_fits_16_gib_only_tiled():
     src = [np.zeros((512, 512, 3), np.float32)]
     for side, limit in ((2048, 8), (4096, 16)):
         cfg = SynthConfig(sources=("x.png",), output_width=side, output_height=side, max_iter=5)
-        assert sizes.need_bytes(cfg, src, 8, 1) < limit * 2**30
-        assert sizes.need_bytes(cfg.replace(gram_tile=0), src, 8, 1) > limit * 2**30
+        assert sizes.need_bytes(cfg, src, (side + 16, side + 16), 1) < limit * 2**30
+        assert sizes.need_bytes(cfg.replace(gram_tile=0), src, (side + 16, side + 16), 1) > limit * 2**30
     full = SynthConfig(sources=("x.png",), output_width=4096, output_height=4096)  # 500 iterations
     assert sizes.optimizer_bytes(full, 4096, 4096, 1) > 9 * 2**30  # L-BFGS-B's float64 pairs, on the host
     assert sizes.optimizer_bytes(full.replace(optimizer="adam"), 4096, 4096, 1) < 2**30
