@@ -27,3 +27,21 @@ def vgg19():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def run_interrupted(monkeypatch, cfg, out, iteration: int) -> None:
+    """Run a synthesis into the run folder ``out`` and stop it (KeyboardInterrupt) after ``iteration``,
+    as a user's Ctrl-C would: a checkpoint is left, no result."""
+    from jtex import driver, synth
+
+    real = driver._Reporter.__call__
+
+    def stop(self, prog):
+        real(self, prog)
+        if prog.iteration == iteration:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver._Reporter, "__call__", stop)
+    with pytest.raises(KeyboardInterrupt):
+        synth.run(cfg, out, progress=False)
+    monkeypatch.setattr(driver._Reporter, "__call__", real)

@@ -8,7 +8,7 @@ import pytest
 from jtex import objective, pyramid, sizes, synth, vgg
 from jtex.config import SynthConfig
 
-from conftest import EXAMPLES, SMALL_SYNTH
+from conftest import EXAMPLES, SMALL_SYNTH, run_interrupted
 
 BRICK = str(EXAMPLES / "brick.png")
 
@@ -81,21 +81,10 @@ def test_the_trail_is_cropped_from_the_bottom_and_right():
 
 
 def test_a_checkpoint_of_another_canvas_is_refused_in_one_line(tmp_path, monkeypatch):
-    from jtex import driver
     from jtex.errors import JtexError
 
     cfg = SynthConfig(sources=(BRICK,), max_iter=6, save_every=3, **SMALL_SYNTH)
-    real = driver._Reporter.__call__
-
-    def stop(self, prog):
-        real(self, prog)
-        if prog.iteration == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(driver._Reporter, "__call__", stop)
-    with pytest.raises(KeyboardInterrupt):
-        synth.run(cfg, tmp_path / "run", progress=False)
-    monkeypatch.setattr(driver._Reporter, "__call__", real)
+    run_interrupted(monkeypatch, cfg, tmp_path / "run", 3)
     monkeypatch.setattr(synth, "frame", lambda cfg, arch="vgg19": (8, (0, 0)))  # as jtex before the trail
     with pytest.raises(JtexError, match="checkpoint holds a 83x83 canvas.*--overwrite"):
         synth.run(cfg, tmp_path / "run", progress=False)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import jtex
-from jtex import colour, driver, image, objective, sizes, spectra, synth, vgg, weights
+from jtex import colour, image, objective, sizes, spectra, synth, vgg, weights
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
 
-from conftest import EXAMPLES, SMALL_SYNTH
+from conftest import EXAMPLES, SMALL_SYNTH, run_interrupted
 
 BRICK = str(EXAMPLES / "brick.png")
 HUBBLE = str(EXAMPLES / "hubble_deep_field.jpg")
@@ -50,18 +50,8 @@ def test_snelgrove_defaults_end_to_end_on_a_small_net(tmp_path):
 def test_lbfgs_b_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     cfg = SynthConfig(sources=(BRICK,), max_iter=10, save_every=5, **SMALL_SYNTH)
     out = tmp_path / "run"
-    real = driver._Reporter.__call__
-
-    def stop_after_first_checkpoint(self, prog):
-        real(self, prog)
-        if prog.iteration == 5:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(driver._Reporter, "__call__", stop_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        synth.run(cfg, out, progress=False)
+    run_interrupted(monkeypatch, cfg, out, 5)
     assert not (out / "result.json").exists() and (out / "checkpoints").is_dir()
-    monkeypatch.setattr(driver._Reporter, "__call__", real)
     res = synth.run(cfg, out, progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == list(range(1, 11))
