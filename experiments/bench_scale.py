@@ -55,9 +55,8 @@ def _estimate(side: int, tile: int, iters: int) -> float:
 
     cfg = SynthConfig(sources=("examples/brick.png",), output_width=side, output_height=side, gram_tile=tile,
                       max_iter=iters)  # fmt: skip
-    margin, trail = synth.frame(cfg)
-    canvas = (side + 2 * margin + trail[0], side + 2 * margin + trail[1])
-    return round(sizes.need_bytes(cfg, [image.load("examples/brick.png")], canvas, 1) / 2**30, 2)
+    canvas = synth.plan_stages(cfg, *synth.frame(cfg))[-1]  # the canvas the synthesis would optimise
+    return round(sizes.need_bytes(cfg, [image.load("examples/brick.png")], canvas[1:], 1) / 2**30, 2)
 
 
 def memory(sides, tiles, iters: int, res: dict) -> None:
