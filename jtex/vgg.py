@@ -21,6 +21,7 @@ odd sizes, as Keras does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -157,12 +158,43 @@ def conv(x, kernel, bias, padding: str = "same"):
 def pool(x, kind: str = "avg"):
     """2x2, stride-2 pooling (floor for odd sizes)."""
     import jax
+
+    if kind == "max":
+        return _max_pool()(x)
+    return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") * 0.25
+
+
+@functools.cache
+def _max_pool():
+    """2x2, stride-2 max pooling whose gradient is a mask product, not XLA's ``select_and_scatter``.
+
+    The forward pass is ``reduce_window``. Its derivative, ``select_and_scatter``, is slow on XLA:CPU: 0.38 s
+    for a (1, 512, 512, 64) map against 0.11 s for this one (3-8x over pool1-pool3's sizes). The gradient
+    goes to every input equal to its window's maximum, split evenly among ties (as ``jnp.max``'s); after a
+    ReLU the only ties are zeros, whose gradient the ReLU stops either way.
+    """
+    import jax
     import jax.numpy as jnp
 
-    window, strides = (1, 2, 2, 1), (1, 2, 2, 1)
-    if kind == "max":
-        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "VALID")
-    return jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, "VALID") * 0.25
+    @jax.custom_vjp
+    def max_pool(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    def forward(x):
+        y = max_pool(x)
+        return y, (x, y)
+
+    def backward(res, g):
+        x, y = res
+        n, h, w, c = y.shape
+        blocks = x[:, : 2 * h, : 2 * w].reshape(n, h, 2, w, 2, c)
+        hit = blocks == y[:, :, None, :, None]
+        share = g / jnp.sum(hit, axis=(2, 4), dtype=g.dtype)
+        gx = jnp.where(hit, share[:, :, None, :, None], 0).reshape(n, 2 * h, 2 * w, c)
+        return (jnp.pad(gx, ((0, 0), (0, x.shape[1] - 2 * h), (0, x.shape[2] - 2 * w), (0, 0))),)
+
+    max_pool.defvjp(forward, backward)
+    return max_pool
 
 
 def preprocess(params, images):

@@ -70,6 +70,34 @@ def test_circular_padding_is_shift_equivariant(vgg19):
     np.testing.assert_allclose(shifted, jnp.roll(f(x), (2, 1), axis=(1, 2)), rtol=1e-4, atol=1e-3)
 
 
+def _select_and_scatter_pool(x, kind="max"):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+
+def test_max_pool_gradient_is_xla_s_through_the_network(vgg19, monkeypatch):
+    # Odd sizes (the last row/column dropped) and a distinct maximum per window: the mask gradient is
+    # select_and_scatter's exactly; with ties it is shared evenly (as jnp.max's), and behind a ReLU (zeros
+    # are the only ties) the network's input gradient is XLA's to the last bit.
+    x = jax.random.normal(jax.random.key(0), (2, 7, 9, 3))
+    w = jax.random.normal(jax.random.key(1), (2, 3, 4, 3))
+    ours = jax.grad(lambda x: jnp.sum(vgg.pool(x, "max") * w))(x)
+    np.testing.assert_array_equal(ours, jax.grad(lambda x: jnp.sum(_select_and_scatter_pool(x) * w))(x))
+    assert bool(jnp.all(ours[:, 6] == 0)) and bool(jnp.all(ours[:, :, 8] == 0))
+    tie = jax.grad(lambda x: jnp.sum(vgg.pool(x, "max")))(jnp.zeros((1, 2, 2, 1)))
+    np.testing.assert_array_equal(tie, np.full((1, 2, 2, 1), 0.25))
+
+    def input_grad():
+        def loss(x):
+            f = vgg.features(vgg19, x, ("relu3_1", "relu5_1"), pooling="max")
+            return jnp.sum(f["relu3_1"] ** 2) * 1e-3 + jnp.sum(f["relu5_1"])
+
+        return np.asarray(jax.jit(jax.grad(loss))(jax.random.uniform(jax.random.key(2), (1, 40, 44, 3))))
+
+    ours = input_grad()
+    monkeypatch.setattr(vgg, "pool", lambda x, kind: _select_and_scatter_pool(x))
+    np.testing.assert_array_equal(ours, input_grad())
+
+
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_parity_with_committed_torch_golden(vgg19, padding, pooling):
