@@ -184,6 +184,19 @@ def test_more_steps_resume_to_the_same_pixels_and_seeds_decide_them(run6, tmp_pa
     assert np.abs(other.image - again.image).mean() > 1e-3
 
 
+def test_a_grey_exemplar_gives_an_exactly_grey_output(tmp_path, tiny_vgg):
+    # Per-channel histogram matching alone keeps MDAN's colour specks; a grey exemplar's output is greyed first.
+    from jtex import colour, image
+
+    grey = np.repeat(image.load(EXAMPLES / "gravel.png", width=64).mean(-1, keepdims=True), 3, -1)
+    res = mdan.mdan(MDANConfig(**TINY, steps=3), tmp_path / "g", exemplar=grey, vgg_params=tiny_vgg, progress=False)
+    assert colour.is_grey(res.image) and res.image.std() > 0.05
+    np.testing.assert_allclose(np.sort(res.image[..., 0].ravel()), np.sort(grey[..., 0].ravel()), atol=1e-6)
+    raw = mdan.mdan(MDANConfig(**TINY, steps=3, match_colour=False), tmp_path / "r", exemplar=grey,
+                    vgg_params=tiny_vgg, progress=False)  # fmt: skip
+    assert not colour.is_grey(raw.image)  # the specks are MDAN's: --no-match-colour keeps them
+
+
 def test_guided_synthesis_starts_from_the_photo_and_keeps_its_layout(tmp_path, tiny_vgg):
     from jtex import image
 
