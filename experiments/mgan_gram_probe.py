@@ -17,7 +17,8 @@ jtex.metrics, and two numbers say whether the decoder uses its input:
               field gives the same image, about 1 for independent textures
   texture     the Gram loss of the outputs' interior next to the teachers' (when given)
 
-Writes sheets (training mode, then inference mode) to --out and experiments/results/mgan_gram_probe.json.
+Writes one sheet per noise kind (inference mode) to --out, NAME_KIND.png, and
+experiments/results/mgan_gram_probe.json.
 """
 
 from __future__ import annotations
