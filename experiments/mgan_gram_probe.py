@@ -3,13 +3,18 @@
     python experiments/mgan_gram_probe.py --name plain                        # Gram loss on the whole output
     python experiments/mgan_gram_probe.py --name interior --crop 16           # the outer 16 px left out of it
     python experiments/mgan_gram_probe.py --name mse --crop 16 --teachers runs/gravel-mgan --mse-weight 1
+    python experiments/mgan_gram_probe.py --name div1 --diversity 1                # plus Li et al.'s diversity term
+    python experiments/mgan_gram_probe.py --name white1-div1 --diversity 1 --white 1   # fields with white noise added
     python experiments/mgan_gram_probe.py --markdown
 
 The authors' decoder (jtex.decoders.Decoder: relu4_1 -> transposed convs -> tanh) is trained with Adam on
 fresh brown and Perlin fields (128², batch 4, alternating) against Texture Networks' Gram loss (relu1_1 ...
 relu5_1, weights 1/C², each layer's gradient L1-normalised, 'same' padding) of the exemplar; ``--crop``
 leaves the outer pixels out of that loss; ``--teachers DIR`` (a ``jtex train-mgan`` run folder of the same
-exemplar) adds the pixel MSE to its MDAN targets (``--mse-weight``), on the teachers' own inputs. After
+exemplar) adds the pixel MSE to its MDAN targets (``--mse-weight``), on the teachers' own inputs;
+``--diversity W`` subtracts Li et al. 2017's diversity term (the mean absolute difference of the relu4_2
+maps of outputs of different fields, its gradient L1-normalised to W, as each Gram layer's is to 1);
+``--white A`` adds white Gaussian noise of A times the fields' std to every field (clipped). After
 training (BatchNorm statistics recomputed), four new fields of each kind are decoded and scored with
 jtex.metrics, and two numbers say whether the decoder uses its input:
 
@@ -77,6 +82,7 @@ def run(args) -> dict:
     from jtex import figures, image, metrics, mgan, noisefields, weights
     from jtex.decoders import ENCODER_LAYER, Decoder
     from jtex.mdan import MDANConfig, load_style
+    from jtex.texture_net import _l1_normalised_gradient
     from jtex.vgg import features
 
     vgg_params = jax.tree.map(jnp.asarray, weights.load())
@@ -110,12 +116,17 @@ def run(args) -> dict:
         def lf(p):
             out, upd = dec.apply({"params": p, "batch_stats": bstats}, encode(x), train=True, mutable=["batch_stats"])
             tex = loss_of(interior((out + 1) / 2))
+            div = 0.0
+            if args.diversity:  # Li et al. 2017: push the outputs of different fields apart at relu4_2
+                f = features(vgg_params, (out + 1) / 2, ("relu4_2",), pooling="avg", padding="same")["relu4_2"]
+                f = _l1_normalised_gradient(f, args.diversity)
+                div = -jnp.mean(jnp.abs(f - jnp.roll(f, 1, axis=0)))
             mse = 0.0
             if pairs is not None:  # the teachers' own inputs through the same decoder
                 o2, upd = dec.apply({"params": p, "batch_stats": upd["batch_stats"]}, encode(tx_in), train=True,
                                     mutable=["batch_stats"])  # fmt: skip
                 mse = jnp.mean(((o2 + 1) / 2 - tx_out) ** 2)
-            return tex + args.mse_weight * mse, (upd["batch_stats"], tex, mse)
+            return tex + div + args.mse_weight * mse, (upd["batch_stats"], tex, mse)
 
         (_, (bs, tex, mse)), g = jax.value_and_grad(lf, has_aux=True)(params)
         u, opt2 = tx.update(g, opt, params)
@@ -123,8 +134,11 @@ def run(args) -> dict:
 
     rng = np.random.default_rng(args.seed)
 
-    def fields(n):
-        return np.stack([noisefields.field(("brown", "perlin")[i % 2], rng, SIZE, SIZE) for i in range(n)])
+    def fields(n, rng=rng, kinds=("brown", "perlin")):
+        f = np.stack([noisefields.field(kinds[i % len(kinds)], rng, SIZE, SIZE) for i in range(n)])
+        if args.white:  # white noise of std white x 0.15 on top: per-pixel variation for the fine scale
+            f = np.clip(f + args.white * noisefields.STD * rng.standard_normal(f.shape), 0, 1)
+        return f.astype(np.float32)
 
     t0, log = time.time(), []
     for i in range(args.steps):
@@ -145,10 +159,11 @@ def run(args) -> dict:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
-    entry = {"settings": {k: getattr(args, k) for k in ("steps", "lr", "crop", "mse_weight", "seed")} |
-             {"teachers": bool(args.teachers)}, "log": log, "seconds": round(time.time() - t0, 1)}  # fmt: skip
+    keys = ("steps", "lr", "crop", "mse_weight", "diversity", "white", "seed")
+    entry = {"settings": {k: getattr(args, k) for k in keys} | {"teachers": bool(args.teachers)}, "log": log,
+             "seconds": round(time.time() - t0, 1)}  # fmt: skip
     for kind in ("brown", "perlin"):
-        x = jnp.asarray(np.stack([noisefields.field(kind, rng, SIZE, SIZE) for _ in range(4)]), jnp.float32)
+        x = jnp.asarray(fields(4, rng, (kind,)))
         imgs = np.asarray((dec.apply({"params": params, "batch_stats": bstats}, encode(x)) + 1) / 2).clip(0, 1)
         image.save(out_dir / f"{args.name}_{kind}.png", figures.contact_sheet(list(imgs), columns=4))
         rows = metrics.report(style, list(imgs), names=[str(i) for i in range(4)])
@@ -165,14 +180,15 @@ def markdown(res: dict) -> str:
         f"MGAN decoder under a Gram loss ({res.get('machine', '?')}, jax {res.get('jax', '?')}); new brown fields, "
         "128²; input_use 0 = the same image for every field.",
         "",
-        "| probe | crop | teacher MSE weight | steps | texture loss | teachers' | input_use | swd_s1 | swd_s2 "
-        "| swd_s4 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| probe | crop | teacher MSE weight | diversity | white | steps | texture loss | teachers' | input_use "
+        "| swd_s1 | swd_s2 | swd_s4 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in res.get("probes", {}).items():
         s, b = e["settings"], e["brown"]
         teach = f"{e['teachers_texture']:.2g}" if "teachers_texture" in e else "-"
-        lines.append(f"| {name} | {s['crop']} | {s['mse_weight'] if s['teachers'] else '-'} | {s['steps']} | "
+        lines.append(f"| {name} | {s['crop']} | {s['mse_weight'] if s['teachers'] else '-'} | "
+                     f"{s.get('diversity', 0)} | {s.get('white', 0)} | {s['steps']} | "
                      f"{b['texture']:.2g} | {teach} | {b['input_use']:.2f} | {b['swd_s1']:.3g} | {b['swd_s2']:.3g} | "
                      f"{b['swd_s4']:.3g} |")  # fmt: skip
     return "\n".join(lines)
@@ -187,6 +203,8 @@ def main():
     ap.add_argument("--crop", type=int, default=0)
     ap.add_argument("--teachers", default="", help="a jtex train-mgan run folder of the same exemplar")
     ap.add_argument("--mse-weight", type=float, default=1.0)
+    ap.add_argument("--diversity", type=float, default=0.0, help="weight of Li et al.'s diversity term at relu4_2")
+    ap.add_argument("--white", type=float, default=0.0, help="add white noise of this many times the fields' std")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "runs" / "mgan_gram_probe"))
     ap.add_argument("--markdown", action="store_true")
