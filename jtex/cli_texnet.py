@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from jtex.choices import NORMS, UPSAMPLES
 from jtex.errors import JtexError
 
 
@@ -29,7 +30,9 @@ def train_parser() -> argparse.ArgumentParser:
     a("--lr", type=float, default=None)
     a("--loss", default=None, choices=("gatys", "multiscale"), help="gatys: Grams of relu1_1..relu5_1 (the paper's); "
       "multiscale: Snelgrove's pool1 + relu3_2 over a 4-octave pyramid")  # fmt: skip
-    a("--norm", default=None, choices=("batch", "instance"), help="batch (the paper's) or instance (Improved TN)")
+    a("--norm", default=None, choices=NORMS, help="batch (the paper's) or instance (Improved TN)")
+    a("--upsample", default=None, choices=UPSAMPLES, help="the coarser stream's x2 upsampling: nearest (the "
+      "paper's) or bilinear (on the torus)")  # fmt: skip
     a("--scales", type=int, default=None, help="noise scales K (default 6)")
     a("--channels", type=int, default=None, help="conv width per scale (default 8, the paper's; the stream at "
       "scale k has k times this)")  # fmt: skip
@@ -62,8 +65,8 @@ def cmd_train(argv):
         raise JtexError(f"--content-dir {args.content_dir}: no such folder; give a folder of photos")
     from jtex import texture_net
 
-    keys = ("size", "batch", "steps", "lr", "loss", "norm", "scales", "channels", "exemplar_size", "save_every")
-    keys += ("seed",)
+    keys = ("size", "batch", "steps", "lr", "loss", "norm", "upsample", "scales", "channels", "exemplar_size")
+    keys += ("save_every", "seed")
     keys += ("weights", "normalize_gradients", "content_dir", "content_weight")
     cfg = texture_net.TexNetConfig.preset(args.preset, source=args.source, **{k: getattr(args, k) for k in keys})
     net = texture_net.train(cfg, args.output_dir, progress=not args.quiet, overwrite=args.overwrite)

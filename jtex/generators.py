@@ -5,7 +5,7 @@ The network of the authors' ``texture_nets_v1:models/pyramid.lua``: K scales
 Each scale's noise ``z_k`` (N, H / r_k, W / r_k, D) passes a block of convs
 3x3 -> 3x3 -> 1x1 (``channels`` = 8 each), every conv followed by a
 normalisation and LeakyReLU(0.01). The stream from the coarser scales is
-upsampled x2 (nearest), both streams are normalised and concatenated along
+upsampled x2 (nearest; ``upsample="bilinear"`` is an option), both streams are normalised and concatenated along
 channels (8 k channels at scale k), and a block of that width follows. A final
 1x1 conv gives 3 channels, with no output non-linearity.
 
@@ -38,7 +38,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-NORMS = ("batch", "instance")
+from jtex.choices import NORMS, UPSAMPLES  # noqa: F401  (re-exported)
+
 LEAK = 0.01  # Torch's default LeakyReLU slope, as in the released checkpoints
 
 
@@ -50,6 +51,25 @@ def to_image(out: jax.Array) -> jax.Array:
 def circular_pad(x: jax.Array, p: int) -> jax.Array:
     """Wrap-around padding of ``p`` pixels on both spatial axes of (N, H, W, C)."""
     return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="wrap") if p else x
+
+
+def upsample2(x: jax.Array, mode: str = "nearest") -> jax.Array:
+    """x2 upsampling of (N, H, W, C) on the torus: ``nearest`` (the paper's) or ``bilinear``.
+
+    ``bilinear`` puts output pixel 2i at 0.75 x[i] + 0.25 x[i - 1] and 2i + 1
+    at 0.75 x[i] + 0.25 x[i + 1] on each axis (half-pixel centres, as
+    ``jax.image.resize``'s "linear" in the interior), the neighbours taken
+    with wrap-around, so the generator stays a function on the torus.
+    """
+    if mode == "nearest":
+        return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    for axis in (1, 2):
+        near = 0.75 * x
+        pair = (near + 0.25 * jnp.roll(x, 1, axis), near + 0.25 * jnp.roll(x, -1, axis))
+        shape = list(x.shape)
+        shape[axis] *= 2
+        x = jnp.stack(pair, axis + 1).reshape(shape)
+    return x
 
 
 class CircularConv(nn.Module):
@@ -109,6 +129,7 @@ class PyramidGenerator(nn.Module):
         model, (3, 3) in the released stylisation models).
       norm: ``"batch"`` or ``"instance"``.
       momentum: batch-norm running-average momentum (Flax convention).
+      upsample: ``"nearest"`` (the paper's) or ``"bilinear"`` (:func:`upsample2`).
     """
 
     scales: int = 6
@@ -116,6 +137,7 @@ class PyramidGenerator(nn.Module):
     kernels: tuple[int, ...] = (3, 3, 1)
     norm: str = "batch"
     momentum: float = 0.9
+    upsample: str = "nearest"
 
     @nn.compact
     def __call__(self, noise: list[jax.Array], content: jax.Array | None = None, *, train: bool = False):
@@ -131,8 +153,7 @@ class PyramidGenerator(nn.Module):
             if x is None:
                 x = b
             else:
-                n, h, w, ch = x.shape
-                x = jax.image.resize(x, (n, 2 * h, 2 * w, ch), "nearest")
+                x = upsample2(x, self.upsample)
                 x = Norm(self.norm, self.momentum)(x, train)
                 b = Norm(self.norm, self.momentum)(b, train)
                 x = Block(self.channels * (k + 1), self.kernels, self.norm, self.momentum)(

@@ -61,6 +61,9 @@ class RunDir:
         when comparing with an existing folder).
       manifest: more entries for config.json (how the run is laid out:
         ``mesh``), not compared on reuse.
+      added: settings added to jtex after folders were written without them,
+        each with the value those older runs computed with: a folder that
+        lacks one is compared as if it held that value.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class RunDir:
         cosmetic: tuple[str, ...] = (),
         overwrite: bool = False,
         manifest: dict | None = None,
+        added: dict | None = None,
     ):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -90,7 +94,7 @@ class RunDir:
         settings = json.loads(json.dumps(settings))
         if self.config_path.is_file():
             try:
-                old = json.loads(self.config_path.read_text())["settings"]
+                old = (added or {}) | json.loads(self.config_path.read_text())["settings"]
             except (ValueError, KeyError, TypeError):
                 raise JtexError(f"{self.config_path} is unreadable; delete it or use another --output-dir") from None
             diff = sorted(k for k in set(old) | set(settings) if k not in cosmetic and old.get(k) != settings.get(k))

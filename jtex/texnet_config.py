@@ -15,7 +15,7 @@ import numpy as np
 from jtex import generators, weights
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
-from jtex.generators import NORMS
+from jtex.generators import NORMS, UPSAMPLES
 
 LOSSES = ("gatys", "multiscale")
 PAPER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -34,6 +34,7 @@ class TexNetConfig:
     decay_every: int = 300
     loss: str = "gatys"
     norm: str = "batch"
+    upsample: str = "nearest"  # the coarser stream's x2 upsampling: nearest (the paper's) or bilinear
     scales: int = 6
     channels: int = 8
     noise_depth: int = 3
@@ -67,6 +68,7 @@ class TexNetConfig:
         checks = [
             (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
             (self.norm in NORMS, f"--norm must be one of {', '.join(NORMS)}, got {self.norm!r}"),
+            (self.upsample in UPSAMPLES, f"--upsample must be one of {', '.join(UPSAMPLES)}, got {self.upsample!r}"),
             (1 <= self.scales <= 8, f"--scales must be 1..8, got {self.scales}"),
             (self.size >= m and self.size % m == 0, f"--size must be a multiple of {m} ({self.scales} scales)"),
             (self.size <= 1024, f"--size {self.size} is over 1024; train smaller, sample at any size"),
@@ -100,7 +102,7 @@ class TexNetConfig:
         return bool(self.content_dir)
 
     def generator(self) -> generators.PyramidGenerator:
-        return generators.PyramidGenerator(self.scales, self.channels, norm=self.norm)
+        return generators.PyramidGenerator(self.scales, self.channels, norm=self.norm, upsample=self.upsample)
 
     def synth_config(self) -> SynthConfig:
         """The engine's settings for this loss (see the module docstring); samples are seen as tiles."""

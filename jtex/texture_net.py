@@ -95,6 +95,7 @@ _l1_normalised_gradient.defvjp(
 )
 
 CONTENT_LAYER = "relu4_2"
+ADDED = {"upsample": "nearest"}  # settings newer than some run folders, with the value those were trained with
 
 
 def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
@@ -258,7 +259,7 @@ def train(
 
         photos = PhotoSet.load(cfg.content_dir, cfg.size, progress=progress)
         settings |= {"content_sha256": photos.digest(), "content_photos": len(photos)}
-    run = rundir.RunDir(output_dir, settings, seed=cfg.seed, weights=wmeta, overwrite=overwrite)
+    run = rundir.RunDir(output_dir, settings, seed=cfg.seed, weights=wmeta, overwrite=overwrite, added=ADDED)
     try:
         if run.finished and run.read_result().get("steps", 0) >= cfg.steps:
             return load(output_dir)

@@ -1,5 +1,6 @@
 """Texture Networks: the generator's structure and torus symmetry, sampling, training, resume, failures."""
 
+import dataclasses
 import json
 
 import jax
@@ -34,11 +35,11 @@ def test_the_papers_generator_has_the_expected_size():
     assert "batch_stats" not in inst
 
 
-@pytest.mark.parametrize("norm", ["batch", "instance"])
-def test_generator_lives_on_a_torus(norm):
+@pytest.mark.parametrize("norm,upsample", [("batch", "nearest"), ("instance", "nearest"), ("batch", "bilinear")])
+def test_generator_lives_on_a_torus(norm, upsample):
     # Circular padding everywhere: rolling every scale's noise by 8 / r pixels rolls the
     # output by 8 (zero padding breaks this at the borders). So samples tile seamlessly.
-    model = generators.PyramidGenerator(scales=3, norm=norm)
+    model = generators.PyramidGenerator(scales=3, norm=norm, upsample=upsample)
     z = generators.draw_noise(jax.random.key(0), 2, 32, 48, scales=3, depth=3)
     v = model.init(jax.random.key(1), z)
     # Non-trivial affine norms, so the check does not pass through a near-constant output.
@@ -48,6 +49,21 @@ def test_generator_lives_on_a_torus(norm):
     out2 = model.apply(v, rolled, train=False)
     assert float(jnp.std(out)) > 1e-3
     np.testing.assert_allclose(np.asarray(out2), np.roll(np.asarray(out), (8, 16), axis=(1, 2)), atol=2e-4)
+
+
+def test_upsampling_on_the_torus():
+    x = jax.random.normal(jax.random.key(0), (2, 6, 8, 3))
+    near = generators.upsample2(x, "nearest")
+    np.testing.assert_array_equal(near, jax.image.resize(x, (2, 12, 16, 3), "nearest"))
+    lin = generators.upsample2(x, "bilinear")
+    # Away from the wrap, jax's linear resize (half-pixel centres); across it, the other side's pixels.
+    ref = jax.image.resize(x, (2, 12, 16, 3), "linear")
+    np.testing.assert_allclose(lin[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], atol=1e-5)
+    np.testing.assert_allclose(lin[:, 0, 0], 0.5625 * x[:, 0, 0] + 0.1875 * (x[:, -1, 0] + x[:, 0, -1])
+                               + 0.0625 * x[:, -1, -1], atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(generators.upsample2(jnp.roll(x, (1, 3), (1, 2)), "bilinear"),
+                               jnp.roll(lin, (2, 6), (1, 2)), atol=1e-5)  # fmt: skip
+    assert float(jnp.std(generators.upsample2(jnp.ones((1, 4, 4, 2)), "bilinear"))) < 1e-6
 
 
 def test_noise_sizes_are_checked():
@@ -128,6 +144,20 @@ def test_other_settings_in_the_same_folder_are_refused(trained, tiny_vgg):
         texture_net.train(cfg, out, vgg_params=tiny_vgg, progress=False)
 
 
+def test_a_folder_from_before_a_setting_existed_resumes(tmp_path, tiny_vgg):
+    # Run folders written before --upsample existed hold no "upsample": they were trained nearest.
+    cfg = texture_net.TexNetConfig(**TINY, steps=3)
+    texture_net.train(cfg, tmp_path, vgg_params=tiny_vgg, progress=False)
+    conf = json.loads((tmp_path / "config.json").read_text())
+    del conf["settings"]["upsample"]
+    (tmp_path / "config.json").write_text(json.dumps(conf))
+    more = texture_net.train(dataclasses.replace(cfg, steps=4), tmp_path, vgg_params=tiny_vgg, progress=False)
+    assert more.config.upsample == "nearest"
+    with pytest.raises(JtexError, match="other settings.*upsample"):
+        texture_net.train(dataclasses.replace(cfg, steps=5, upsample="bilinear"), tmp_path, vgg_params=tiny_vgg,
+                          progress=False)  # fmt: skip
+
+
 def _loop_state(step=0):
     from typing import NamedTuple
 
@@ -196,9 +226,11 @@ def test_cli_trains_and_samples(tmp_path):
 
     run = tmp_path / "run"
     argv = ["train-texnet", "-s", TINY["source"], "--output-dir", str(run), "--size", "32", "--scales", "3",
-            "--channels", "4", "--batch", "1", "--steps", "2", "--exemplar-size", "64", "-q"]  # fmt: skip
+            "--channels", "4", "--batch", "1", "--steps", "2", "--exemplar-size", "64", "--upsample", "bilinear",
+            "-q"]  # fmt: skip
     assert cli.main(argv) == 0
-    assert json.loads((run / "config.json").read_text())["settings"]["channels"] == 4
+    settings = json.loads((run / "config.json").read_text())["settings"]
+    assert (settings["channels"], settings["upsample"]) == (4, "bilinear")
     assert (
         cli.main(["sample", str(run), "--size", "48", "32", "--count", "3", "--output-dir", str(tmp_path / "s")]) == 0
     )
