@@ -5,9 +5,10 @@ The network of the authors' ``texture_nets_v1:models/pyramid.lua``: K scales
 Each scale's noise ``z_k`` (N, H / r_k, W / r_k, D) passes a block of convs
 3x3 -> 3x3 -> 1x1 (``channels`` = 8 each), every conv followed by a
 normalisation and LeakyReLU(0.01). The stream from the coarser scales is
-upsampled x2 (nearest; ``upsample="bilinear"`` is an option), both streams are normalised and concatenated along
-channels (8 k channels at scale k), and a block of that width follows. A final
-1x1 conv gives 3 channels, with no output non-linearity.
+upsampled x2 (nearest; ``upsample="bilinear"`` is jtex's option), both
+streams are normalised and concatenated along channels (8 k channels at
+scale k), and a block of that width follows. A final 1x1 conv gives 3
+channels, with no output non-linearity.
 
 Every conv pads circularly, so the network is a function on the torus and its
 samples tile. With ``noise_depth=3``, ``channels=8`` and 6 scales it has 34
@@ -38,7 +39,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jtex.choices import NORMS, UPSAMPLES  # noqa: F401  (re-exported)
+from jtex.choices import NORMS, UPSAMPLES  # noqa: F401  (NORMS re-exported)
 
 LEAK = 0.01  # Torch's default LeakyReLU slope, as in the released checkpoints
 
@@ -63,6 +64,8 @@ def upsample2(x: jax.Array, mode: str = "nearest") -> jax.Array:
     """
     if mode == "nearest":
         return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    if mode != "bilinear":
+        raise ValueError(f"upsample must be one of {UPSAMPLES}, got {mode!r}")
     for axis in (1, 2):
         near = 0.75 * x
         pair = (near + 0.25 * jnp.roll(x, 1, axis), near + 0.25 * jnp.roll(x, -1, axis))

@@ -64,6 +64,8 @@ def test_upsampling_on_the_torus():
     np.testing.assert_allclose(generators.upsample2(jnp.roll(x, (1, 3), (1, 2)), "bilinear"),
                                jnp.roll(lin, (2, 6), (1, 2)), atol=1e-5)  # fmt: skip
     assert float(jnp.std(generators.upsample2(jnp.ones((1, 4, 4, 2)), "bilinear"))) < 1e-6
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        generators.upsample2(x, "cubic")
 
 
 def test_noise_sizes_are_checked():
