@@ -147,13 +147,13 @@ def run(args) -> dict:
             tin, tout = pairs[0][k], pairs[1][k]
         else:
             tin = tout = jnp.zeros((0,))
-        params, bstats, opt, tex, mse = step(params, bstats, opt, jnp.asarray(fields(BATCH), jnp.float32), tin, tout)
+        params, bstats, opt, tex, mse = step(params, bstats, opt, jnp.asarray(fields(BATCH)), tin, tout)
         if i % 25 == 0 or i == args.steps - 1:
             log.append({"step": i, "texture": float(tex), "mse": float(mse), "s": round(time.time() - t0, 1)})
             print(log[-1], flush=True)
 
     exact = Decoder(momentum=0.0)  # BatchNorm statistics recomputed with the final weights (as mgan.calibrate)
-    stats = [exact.apply({"params": params, "batch_stats": bstats}, encode(jnp.asarray(fields(BATCH), jnp.float32)),
+    stats = [exact.apply({"params": params, "batch_stats": bstats}, encode(jnp.asarray(fields(BATCH))),
                          train=True, mutable=["batch_stats"])[1]["batch_stats"] for _ in range(8)]  # fmt: skip
     bstats = jax.tree.map(lambda *a: jnp.mean(jnp.stack(a), 0), *stats)
     out_dir = Path(args.out)

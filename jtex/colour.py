@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["colour_mixing", "is_grey", "match_histogram"]
+__all__ = ["colour_mixing", "is_grey", "match_histogram", "to_grey"]
 
 
 def match_histogram(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -69,6 +69,11 @@ def is_grey(img: np.ndarray) -> bool:
     ``img`` is a float array (..., 3); "equal" means within 1e-6.
     """
     return bool(np.all(np.abs(img[..., 0] - img[..., 1]) < 1e-6) and np.all(np.abs(img[..., 1] - img[..., 2]) < 1e-6))
+
+
+def to_grey(img: np.ndarray) -> np.ndarray:
+    """Every pixel's channel mean in all three channels: an exactly grey (..., 3) image."""
+    return np.repeat(img.mean(axis=-1, keepdims=True), 3, axis=-1)
 
 
 def colour_mixing(pixels: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jtex.choices import NORMS, UPSAMPLES  # noqa: F401  (NORMS re-exported)
+from jtex.choices import NORMS, UPSAMPLES  # noqa: F401  (re-exported)
 
 LEAK = 0.01  # Torch's default LeakyReLU slope, as in the released checkpoints
 

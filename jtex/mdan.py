@@ -349,7 +349,7 @@ def mdan(
             from jtex import colour
 
             if colour.is_grey(style):  # per-channel matching keeps local colour specks: grey them first
-                out = np.repeat(out.mean(axis=-1, keepdims=True), 3, axis=-1)
+                out = colour.to_grey(out)
             out = colour.match_histogram(out, style)
         if done:
             return MDANResult(out, cfg, int(state.step), float(run.read_result().get("seconds", 0.0)), run.path)

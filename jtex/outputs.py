@@ -24,7 +24,7 @@ def finalise(problem: Problem, x) -> np.ndarray:
     cfg = problem.cfg
     images = problem.crop(x).reshape((-1, cfg.output_height, cfg.output_width, 3))
     if problem.spec.grey:
-        images = np.repeat(images.mean(axis=-1, keepdims=True), 3, axis=-1)
+        images = colour.to_grey(images)
     if cfg.match_histogram:
         refs = (
             [problem.sources[i] for i in np.repeat(problem.src_index, cfg.count)]

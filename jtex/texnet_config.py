@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from jtex import generators, weights
+from jtex.choices import NORMS, UPSAMPLES
 from jtex.config import SynthConfig
 from jtex.errors import JtexError
-from jtex.generators import NORMS, UPSAMPLES
 
 LOSSES = ("gatys", "multiscale")
 PAPER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

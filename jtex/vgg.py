@@ -155,13 +155,16 @@ def conv(x, kernel, bias, padding: str = "same"):
     return y + bias
 
 
+_WINDOW = (1, 2, 2, 1)  # pooling windows and strides (NHWC): 2x2, stride 2
+
+
 def pool(x, kind: str = "avg"):
     """2x2, stride-2 pooling (floor for odd sizes)."""
     import jax
 
     if kind == "max":
         return _max_pool()(x)
-    return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") * 0.25
+    return jax.lax.reduce_window(x, 0.0, jax.lax.add, _WINDOW, _WINDOW, "VALID") * 0.25
 
 
 @functools.cache
@@ -179,7 +182,7 @@ def _max_pool():
 
     @jax.custom_vjp
     def max_pool(x):
-        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, _WINDOW, _WINDOW, "VALID")
 
     def forward(x):
         y = max_pool(x)

@@ -70,7 +70,7 @@ def test_circular_padding_is_shift_equivariant(vgg19):
     np.testing.assert_allclose(shifted, jnp.roll(f(x), (2, 1), axis=(1, 2)), rtol=1e-4, atol=1e-3)
 
 
-def _select_and_scatter_pool(x, kind="max"):
+def _select_and_scatter_pool(x):
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
