@@ -5,11 +5,12 @@
     python experiments/bench_mgan.py --markdown              # README tables from the results file
 
 Parts (each size in its own process, so its peak memory is its own):
-  generate  seconds for one texture from noise at 256², 512², 1024² (encoder to relu4_1 + decoder, inference
-            BatchNorm; median of 5 after the first call) and the first call's seconds; the noise field's
-            drawing (numpy) is included, as a user sees it. The paper: 512² in 40 ms on a Titan X.
-  train     seconds per decoder step of the quick and paper presets (steps 2..6, real VGG-19) and one MDAN
-            teacher step at each preset's teacher size, and the training time of each preset at those rates
+  generate  seconds for one texture from noise at 256², 512², 1024² (a noise model's default, method wct: encoder
+            to relu4_1, whitening and colouring, decoder with inference BatchNorm, colour histogram; median of 5
+            after the first call) and the first call's seconds; the noise field's drawing (numpy) is included,
+            as a user sees it. The paper: 512² in 40 ms on a Titan X.
+  train     seconds per decoder step of the quick and paper presets with each method (steps 2..6, real
+            VGG-19), one MDAN teacher step at the teacher size (method mdan), and each training's time
 Writes experiments/results/bench_mgan.json, one entry per device kind.
 """
 
@@ -36,16 +37,19 @@ SIZES = (256, 512, 1024)
 
 
 def _untrained():
-    """The authors' decoder with fresh weights (the speed does not depend on them)."""
+    """A wct model with the authors' decoder's fresh weights (the speed does not depend on them)."""
     import jax
     import jax.numpy as jnp
 
-    from jtex import decoders, mgan, weights
+    from jtex import decoders, mdan, mgan, patchbank, wct, weights
 
-    cfg = mgan.MGANConfig(source=GRAVEL)
+    cfg = mgan.MGANConfig(source=GRAVEL).validate()
     vgg_params, _ = weights.resolve(cfg.weights)
+    vgg_params = jax.tree.map(jnp.asarray, vgg_params)
     v = decoders.Decoder().init(jax.random.key(0), jnp.zeros((1, 16, 16, 512)))
-    return mgan.MGAN(cfg, v, jax.tree.map(jnp.asarray, vgg_params))
+    style = mdan.load_style(cfg.teacher(0))
+    stats = wct.exemplar_stats(vgg_params, patchbank.augmented_copies(style), pooling=cfg.pooling)
+    return mgan.MGAN(cfg, v, vgg_params, stats, style)
 
 
 def generate_one(size: int, model_dir: str | None) -> dict:
@@ -80,7 +84,7 @@ def _timed(fn, state, key, n=5):
     return first, statistics.median(times)
 
 
-def train_one(preset: str) -> dict:
+def train_one(preset: str, method: str) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -89,22 +93,24 @@ def train_one(preset: str) -> dict:
 
     vgg_params, _ = weights.resolve(weights.DEFAULT)
     vgg_params = jax.tree.map(jnp.asarray, vgg_params)
-    cfg = mgan.MGANConfig.preset(preset, source=GRAVEL).validate()
+    cfg = mgan.MGANConfig.preset(preset, source=GRAVEL, method=method).validate()
     style = mdan.load_style(cfg.teacher(0))
     inputs = mgan.teacher_inputs(cfg)[:2]
-    # one MDAN teacher step at the teacher size
-    tcfg = cfg.teacher(0)
-    t_state = mdan.init_state(tcfg, style, mdan.load_content(tcfg, inputs[0]), 256)
-    t_step = mdan._prepare(tcfg, vgg_params, style, mdan.load_content(tcfg, inputs[0]), 256)
-    t_first, t_s = _timed(t_step, t_state, jax.random.key(0), 3)
+    t_first = t_s = 0.0
+    if method == "mdan":  # one MDAN teacher step at the teacher size
+        tcfg = cfg.teacher(0)
+        t_state = mdan.init_state(tcfg, style, mdan.load_content(tcfg, inputs[0]), 256)
+        t_step = mdan._prepare(tcfg, vgg_params, style, mdan.load_content(tcfg, inputs[0]), 256)
+        t_first, t_s = _timed(t_step, t_state, jax.random.key(0), 3)
     # decoder steps (the targets' values do not change the time)
     step = mgan.make_step(mgan._step_settings(cfg), 256)
     x = jnp.asarray(inputs)
     state = mgan.init_state(cfg, 512, 256)
     g_first, g_s = _timed(lambda s, k: step(s, k, vgg_params, x, x), state, jax.random.key(1))
-    minutes = (cfg.teachers * cfg.teacher_steps * t_s + cfg.steps * g_s) / 60
+    teachers = cfg.teachers if method == "mdan" else 0
+    minutes = (teachers * cfg.teacher_steps * t_s + cfg.steps * g_s) / 60
     return {
-        "preset": preset, "size": cfg.size, "teacher_size": cfg.teacher_size, "teachers": cfg.teachers,
+        "preset": preset, "method": method, "size": cfg.size, "teacher_size": cfg.teacher_size, "teachers": teachers,
         "teacher_steps": cfg.teacher_steps, "batch": cfg.batch, "steps": cfg.steps,
         "teacher_s_per_step": t_s, "teacher_first_step_s": t_first, "s_per_step": g_s, "first_step_s": g_first,
         "train_minutes": minutes, "peak_mb": peak_mb(), "decoder_parameters": int(
@@ -122,7 +128,7 @@ def _sub(part: str, args) -> dict:
 
 PARTS = {
     "generate": lambda args: {"model": args.model or "untrained", "rows": [_sub(f"gen:{s}", args) for s in SIZES]},
-    "train": lambda args: {"rows": [_sub(f"train:{p}", args) for p in ("quick", "paper")]},
+    "train": lambda args: {"rows": [_sub(f"train:{p}:{m}", args) for p in ("quick", "paper") for m in ("wct", "mdan")]},
 }
 
 
@@ -137,14 +143,18 @@ def markdown(results: dict) -> str:
             out.append("")
         if "train" in e:
             out.append(
-                "| preset | teachers | MDAN s per step | crops | batch | decoder steps | s per step | train minutes |"
-                "\n|---|---|---|---|---|---|---|---|"
+                "| preset | method | teachers | MDAN s per step | crops | batch | decoder steps | s per step | "
+                "train minutes |\n|---|---|---|---|---|---|---|---|---|"
             )
             for r in e["train"]["rows"]:
+                method = r.get("method", "mdan")  # entries from before wct were all mdan
+                teachers = (
+                    f"{r['teachers']} × {r['teacher_size']}², {r['teacher_steps']} steps" if r["teachers"] else "-"
+                )
+                mdan_s = f"{r['teacher_s_per_step']:.2f}" if r["teachers"] else "-"
                 out.append(
-                    f"| {r['preset']} | {r['teachers']} × {r['teacher_size']}², {r['teacher_steps']} steps | "
-                    f"{r['teacher_s_per_step']:.2f} | {r['size']}² | {r['batch']} | {r['steps']} | "
-                    f"{r['s_per_step']:.2f} | {r['train_minutes']:.0f} |"
+                    f"| {r['preset']} | {method} | {teachers} | {mdan_s} | {r['size']}² | {r['batch']} | {r['steps']} "
+                    f"| {r['s_per_step']:.2f} | {r['train_minutes']:.0f} |"
                 )
             out.append("")
     return "\n".join(out)
@@ -161,8 +171,8 @@ def main():
         print(markdown(json.loads(RESULTS.read_text())))
         return
     if args.child:
-        kind, arg = args.child.split(":")
-        print(json.dumps(generate_one(int(arg), args.model) if kind == "gen" else train_one(arg)))
+        kind, *arg = args.child.split(":")
+        print(json.dumps(generate_one(int(arg[0]), args.model) if kind == "gen" else train_one(*arg)))
         return
     import jax
 

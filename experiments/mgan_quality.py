@@ -3,9 +3,11 @@
     python experiments/mgan_quality.py --models runs/gravel-mgan runs/gravel-mgan-resize
     python experiments/mgan_quality.py --models runs/gravel-mgan --size 256 --count 4
     python experiments/mgan_quality.py --markdown            # the table of the results file
+    python experiments/mgan_quality.py --figure docs/mgan_wct.jpg --models DIR ...   # rows: exemplar, 2 textures, Gram
 
 Per model: ``--count`` textures at SIZE² from each noise kind it learnt (``jtex.mgan.generate``, seed 7),
-scored with jtex.metrics (ImageNet VGG-16 SWD at image scales 1, 1/2, 1/4, spectrum, colour; lower is better)
+scored with jtex.metrics (ImageNet VGG-16 SWD at image scales 1, 1/2, 1/4, spectrum, colour; lower is better;
+a wct model's colour is matched to the exemplar's, so its colour column is ~0 by construction)
 against the exemplar as its teachers saw it, and averaged; beside them one Gram synthesis of that exemplar at
 SIZE² (jtex's defaults, 'same' padding; kept under runs/mgan_quality/ and reused) and the crop baseline. The
 issue asks each texture to be within 2x of the Gram synthesis. The sheets are written next to each model
@@ -29,7 +31,19 @@ import results_file  # noqa: E402
 RESULTS = ROOT / "experiments" / "results" / "mgan_quality.json"
 RUNS = ROOT / "runs" / "mgan_quality"
 KEYS = ("swd_s1", "swd_s2", "swd_s4", "spectrum", "colour")
-SETTINGS = ("decoder", "teachers", "teacher_size", "size", "batch", "steps", "lr", "d_lr", "adv_weight")
+SETTINGS = (
+    "method",
+    "feature_weight",
+    "decoder",
+    "teachers",
+    "teacher_size",
+    "size",
+    "batch",
+    "steps",
+    "lr",
+    "d_lr",
+    "adv_weight",
+)
 
 
 def gram_row(style: np.ndarray, stem: str, size: int) -> dict:
@@ -72,18 +86,36 @@ def markdown(res: dict) -> str:
         f"MGAN noise -> texture against Gram synthesis ({res.get('machine', '?')}, jax {res.get('jax', '?')}); "
         "VGG-16 SWD at scales 1, 1/2, 1/4, spectrum, colour: lower is better.",
         "",
-        "| model | decoder | rows | swd_s1 | swd_s2 | swd_s4 | spectrum | colour |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | method | decoder | rows | swd_s1 | swd_s2 | swd_s4 | spectrum | colour |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in res.get("models", {}).items():
         kinds = [k for k in ("brown", "perlin") if k in e]
         for row in (*kinds, "gram", "crop"):
-            lines.append(f"| {name} | {e['settings']['decoder']} | {row} | "
+            method = e["settings"].get("method", "mdan")  # entries from before wct were all mdan
+            lines.append(f"| {name} | {method} | {e['settings']['decoder']} | {row} | "
                          + " | ".join(f"{e[row][k]:.3g}" for k in KEYS) + " |")  # fmt: skip
         for kind in kinds:
             r = e[f"{kind}_over_gram"]
-            lines.append(f"| {name} | | **{kind} / Gram** | " + " | ".join(f"{r.get(k, 0):.2f}x" for k in KEYS) + " |")
+            lines.append(
+                f"| {name} | | | **{kind} / Gram** | " + " | ".join(f"{r.get(k, 0):.2f}x" for k in KEYS) + " |"
+            )
     return "\n".join(lines)
+
+
+def figure(path: str, model_dirs: list[str], size: int) -> None:
+    """One row per model: the exemplar (a size² crop), its first two brown textures and the Gram synthesis."""
+    from jtex import figures, image, mdan, mgan
+
+    rows = []
+    for model_dir in model_dirs:
+        cfg = mgan.load(model_dir).config
+        style = mdan.load_style(cfg.teacher(0))
+        sheet = image.load(Path(model_dir) / f"quality_brown_{size}.png")  # written by one(): pad 4, one row
+        textures = [sheet[4 : 4 + size, 4 + i * (size + 4) : 4 + i * (size + 4) + size] for i in range(2)]
+        gram = image.load(RUNS / f"{Path(cfg.source).stem}-{size}" / "gram" / "output.png")
+        rows += [style[:size, :size], *textures, gram]
+    image.save(path, figures.contact_sheet(rows, columns=4))
 
 
 def main():
@@ -92,7 +124,11 @@ def main():
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--count", type=int, default=4)
     ap.add_argument("--markdown", action="store_true", help="print the table of the results file and exit")
+    ap.add_argument("--figure", default=None, help="write the image of --models (already scored) here and exit")
     args = ap.parse_args()
+    if args.figure:
+        figure(args.figure, args.models, args.size)
+        return
     res = results_file.start(RESULTS, markdown, args.markdown, entries="models")
     if res is None:
         return

@@ -82,18 +82,23 @@ def cmd_mdan(argv):
 
 
 def train_parser() -> argparse.ArgumentParser:
-    from jtex.mgan_config import DECODERS, PRESETS, TRAIN_NOISE
+    from jtex.mgan_config import DECODERS, METHODS, PRESETS, TRAIN_NOISE, WCT_PRESETS
 
     p = argparse.ArgumentParser(
         prog="jtex train-mgan",
-        description="Train an MGAN (Li & Wand 2016): MDAN stylises noise fields (or the photos of --content-dir) "
-        "into targets, then a decoder of VGG-19 relu4_1 features learns to make them in one pass. Rerunning the "
-        "command resumes it. Presets: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()),
+        description="Train an MGAN (Li & Wand 2016): a decoder of VGG-19 relu4_1 features that makes textures "
+        "from noise (or stylises photos) in one pass. --method wct (a noise model's default): the decoder learns "
+        "to invert relu4_1 on the exemplar, and noise's relu4_1 is whitened and coloured to the exemplar's before "
+        "decoding. --method mdan (the authors', the default with --content-dir): MDAN stylises noise fields or the "
+        "photos into targets the decoder learns. Rerunning the command resumes it. Presets: "
+        + "; ".join(f"{k}: {v}, with wct {WCT_PRESETS[k]}" for k, v in PRESETS.items()),
     )
     a = p.add_argument
     a("-s", "--source", required=True, help="the exemplar (style) image")
     a("--output-dir", required=True, help="the run folder (teachers, config, metrics, checkpoints, sample sheets)")
     a("--preset", default="quick", choices=tuple(PRESETS))
+    a("--method", default=None, choices=METHODS, help="what the decoder learns (default: wct for noise, mdan "
+      "with --content-dir)")  # fmt: skip
     a("--content-dir", default=None, help="a folder of photos: a photo -> stylised image model (else noise -> texture)")
     a("--noise", default=None, choices=TRAIN_NOISE, help="the noise a texture model learns from (default both)")
     a("--decoder", default=None, choices=DECODERS, help="upsampling: the authors' 4x4 transposed convs "
@@ -105,6 +110,7 @@ def train_parser() -> argparse.ArgumentParser:
         ("--batch", int, None), ("--steps", int, "decoder steps (more than a finished run: go on)"),
         ("--lr", float, "Adam step of decoder (beta1 0.5)"), ("--d-lr", float, "Adam step of the discriminator"),
         ("--adv-weight", float, "adversarial term against pixel MSE 1"), ("--exemplar-size", int, None),
+        ("--feature-weight", float, "relu1_1..relu4_1 feature term (relative MSE) beside pixel MSE 1"),
         ("--save-every", int, None), ("--seed", int, None), ("--weights", str, "descriptor VGG-19"),
     ]:  # fmt: skip
         a(flag, type=kind, default=None, help=text)
@@ -117,8 +123,28 @@ def cmd_train(argv):
     args = train_parser().parse_args(argv)
     from jtex.mgan_config import MGANConfig
 
-    keys = ("content_dir", "noise", "size", "teacher_size", "teachers", "teacher_steps", "teacher_content_weight")
-    keys += ("batch", "steps", "lr", "d_lr", "adv_weight", "decoder", "exemplar_size", "save_every", "seed")
+    keys = (
+        "method",
+        "content_dir",
+        "noise",
+        "size",
+        "teacher_size",
+        "teachers",
+        "teacher_steps",
+        "teacher_content_weight",
+    )
+    keys += (
+        "batch",
+        "steps",
+        "lr",
+        "d_lr",
+        "adv_weight",
+        "feature_weight",
+        "decoder",
+        "exemplar_size",
+        "save_every",
+        "seed",
+    )
     keys += ("weights",)
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     cfg = MGANConfig.preset(args.preset, source=args.source, **given).validate()
@@ -134,6 +160,7 @@ def cmd_train(argv):
     model = mgan.train(cfg, out, progress=not args.quiet, overwrite=args.overwrite)
     res = json.loads((out / "result.json").read_text())
     use = "--content PHOTO" if model.config.photo_mode else f"--noise {model.config.kinds[0]}"
+    use += " (or --content PHOTO)" if model.config.method == "wct" else ""
     print(
         f"jtex: trained {out}/ ({res['steps']} steps, pixel MSE {res['final_pixel_mse']:.4g}, {res['parameters']} "
         f"parameters); use it with: jtex generate {out} {use} --output-dir OUT"
@@ -177,7 +204,7 @@ def cmd_generate(argv):
     model = mgan.load(args.model)
     t = time.perf_counter()
     if args.content is not None:
-        if not model.config.photo_mode:
+        if not (model.config.photo_mode or model.config.method == "wct"):
             raise JtexError(f"{args.model} decodes noise (trained without --content-dir); use --noise, not --content")
         result = mgan.stylize(model, image.load(args.content), max_side=args.max_size)
         out.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,16 @@ def to_grey(img: np.ndarray) -> np.ndarray:
     return np.repeat(img.mean(axis=-1, keepdims=True), 3, axis=-1)
 
 
+def match_exemplar(image: np.ndarray, exemplar: np.ndarray) -> np.ndarray:
+    """:func:`match_histogram` to the exemplar, greyed first when the exemplar is grey.
+
+    Per-channel matching would keep an output's local colour specks where the exemplar has none.
+    """
+    if is_grey(exemplar):
+        image = to_grey(image)
+    return match_histogram(image, exemplar)
+
+
 def colour_mixing(pixels: np.ndarray) -> np.ndarray:
     """(3, 3) matrix giving white noise the exemplar's colour correlations.
 

@@ -348,9 +348,7 @@ def mdan(
         if cfg.match_colour:  # MDAN's output is low in contrast and drifts in colour: the exemplar's histogram
             from jtex import colour
 
-            if colour.is_grey(style):  # per-channel matching keeps local colour specks: grey them first
-                out = colour.to_grey(out)
-            out = colour.match_histogram(out, style)
+            out = colour.match_exemplar(out, style)
         if done:
             return MDANResult(out, cfg, int(state.step), float(run.read_result().get("seconds", 0.0)), run.path)
         run.save_image("output.png", out)

@@ -6,7 +6,16 @@
     imgs = generate(model, jax.random.key(0), (4, 256, 512), noise="brown")   # (4, 256, 512, 3) in [0, 1]
     # photo -> stylised image: train with content_dir="photos/", then stylize(model, photo)
 
-Training, as the authors' ``train.lua`` (stages 1 and 3):
+``method="wct"`` (the default of a noise model): the decoder learns to invert
+relu4_1 on crops of the exemplar (its augmented copies; pixel MSE plus the
+adversarial term below, no teachers). To make a texture, a noise field's
+relu4_1 map is whitened and coloured to the exemplar's statistics
+(:mod:`jtex.wct`, Li et al. 2017), decoded, and given the exemplar's colour
+histogram (:func:`jtex.colour.match_exemplar`); :func:`stylize` does the same
+to a photo. The authors' MDAN-teacher training below did not learn a texture
+from noise on 2 CPU cores (README).
+
+``method="mdan"``, as the authors' ``train.lua`` (stages 1 and 3):
 
 1. **Teachers.** ``teachers`` inputs — seeded noise fields
    (:mod:`jtex.noisefields`: brown 1/f² and Perlin, alternating with
@@ -49,11 +58,15 @@ from jtex.decoders import ENCODER_LAYER, STRIDE, Decoder
 from jtex.discriminators import FAKE, REAL, ConvDiscriminator, hinge_loss, mask_ring
 from jtex.errors import JtexError
 from jtex.mdan import MDANConfig, MDANResult, load_style, mdan, to_unit
-from jtex.mgan_config import STYLE_LAYER, MGANConfig
+from jtex.mgan_config import FEATURE_LAYERS, STYLE_LAYER, MGANConfig
+from jtex.mgan_data import exemplar_crops, make_teachers, teacher_inputs
 
 __all__ = ["MDANConfig", "MDANResult", "MGAN", "MGANConfig", "generate", "load", "mdan", "stylize", "train"]
 
 KIND = "mgan"
+MARGIN = 16  # px a wct model decodes beyond each side, then crops: the encoder's zero-padding frame falls outside
+# Settings newer than some run folders, with the value those were trained with.
+ADDED = {"method": "mdan", "feature_weight": 0.0}
 
 
 class MGANState(NamedTuple):
@@ -69,39 +82,17 @@ class MGANState(NamedTuple):
 
 
 class MGAN(NamedTuple):
-    """A trained decoder: its settings, its variables (inference BatchNorm statistics) and the encoder's VGG."""
+    """A trained decoder: its settings, its variables (inference BatchNorm statistics) and the encoder's VGG.
+
+    A ``wct`` model also carries the exemplar's relu4_1 statistics (:class:`jtex.wct.Stats`) and the
+    exemplar (H, W, 3) whose colour histogram its outputs are given.
+    """
 
     config: MGANConfig
     variables: dict
     vgg_params: dict
-
-
-def teacher_inputs(cfg: MGANConfig, photos=None) -> np.ndarray:
-    """The ``teachers`` inputs (T, S, S, 3) in [0, 1], S = ``teacher_size``: noise fields, or photo centre crops."""
-    from jtex import noisefields
-
-    s, out = cfg.teacher_size, []
-    for i in range(cfg.teachers):
-        if photos is None:
-            kind = cfg.kinds[i % len(cfg.kinds)]
-            out.append(noisefields.field(kind, np.random.default_rng([cfg.seed, i]), s, s))
-        else:
-            p = photos.photos[i % len(photos)]
-            top, left = (p.shape[0] - s) // 2, (p.shape[1] - s) // 2
-            out.append(p[top : top + s, left : left + s].astype(np.float32) / 255)
-    return np.stack(out)
-
-
-def make_teachers(cfg, run_path: Path, style, inputs, vgg_params, progress: bool) -> np.ndarray:
-    """MDAN's target for every input (T, S, S, 3) in [0, 1]; each an MDAN run folder ``teachers/NNN``."""
-    from tqdm.auto import tqdm
-
-    out = []
-    for i in tqdm(range(len(inputs)), desc="mdan teachers", unit="img", disable=not progress):
-        res = mdan(cfg.teacher(i), run_path / "teachers" / f"{i:03d}", exemplar=style, content=inputs[i],
-                   vgg_params=vgg_params, progress=False)  # fmt: skip
-        out.append(res.image)
-    return np.stack(out)
+    stats: Any = None
+    exemplar: np.ndarray | None = None
 
 
 def _models(cfg: MGANConfig, d_features: int):
@@ -152,8 +143,17 @@ def make_step(cfg: MGANConfig, d_features: int):
     tx, dtx = _optimizers(cfg)
     wp, wa = 1.0 / (1.0 + cfg.adv_weight), cfg.adv_weight / (1.0 + cfg.adv_weight)
 
-    def relu3(vgg_params, images):
-        return vgg.features(vgg_params, images, (STYLE_LAYER,), pooling=cfg.pooling)[STYLE_LAYER]
+    layers = tuple(dict.fromkeys((*(FEATURE_LAYERS if cfg.feature_weight else ()), STYLE_LAYER)))
+
+    def feats(vgg_params, images):  # D's relu3_1 and, with feature_weight, the feature term's layers
+        return vgg.features(vgg_params, images, layers, pooling=cfg.pooling)
+
+    def feature_term(fo, ft):  # relative MSE per layer, averaged: every layer counts alike
+        if not cfg.feature_weight:
+            return jnp.zeros(())
+        return sum(jnp.mean((fo[k] - ft[k]) ** 2) / (jnp.mean(ft[k] ** 2) + 1e-8) for k in FEATURE_LAYERS) / len(
+            FEATURE_LAYERS
+        )
 
     def d_scores(params, stats, f):
         s, upd = dis.apply({"params": params, "batch_stats": stats}, f, train=True, mutable=["batch_stats"])
@@ -169,32 +169,33 @@ def make_step(cfg: MGANConfig, d_features: int):
     def step(state: MGANState, key, vgg_params, inputs, targets):
         x, y = draw(key, inputs, targets, cfg.batch, cfg.size)
         enc = vgg.features(vgg_params, x, (ENCODER_LAYER,), pooling=cfg.pooling)[ENCODER_LAYER]
-        real = relu3(vgg_params, y)
+        ft = feats(vgg_params, y)
 
         def gen(gp):
             v = {"params": gp, "batch_stats": state.g_stats}
             out, upd = dec.apply(v, enc, train=True, mutable=["batch_stats"])
-            return (out, relu3(vgg_params, to_unit(out))), upd["batch_stats"]
+            return (out, feats(vgg_params, to_unit(out))), upd["batch_stats"]
 
-        (out, fake), pull, g_stats = jax.vjp(gen, state.g_params, has_aux=True)
+        (out, fo), pull, g_stats = jax.vjp(gen, state.g_params, has_aux=True)
         (dl, (d_stats, s_real, s_fake)), g = jax.value_and_grad(d_loss, has_aux=True)(
-            state.d_params, state.d_stats, real, jax.lax.stop_gradient(fake)
+            state.d_params, state.d_stats, ft[STYLE_LAYER], jax.lax.stop_gradient(fo[STYLE_LAYER])
         )
         upd, d_opt = dtx.update(g, state.d_opt, state.d_params)
         d_params = optax.apply_updates(state.d_params, upd)
 
-        def g_loss(out, fake):  # the updated D, in training mode on the fakes (as the authors')
+        def g_loss(out, fo):  # the updated D, in training mode on the fakes (as the authors')
             mse = jnp.mean((out - (y * 2.0 - 1.0)) ** 2)
-            s, _ = d_scores(d_params, d_stats, fake)
+            feat = feature_term(fo, ft)
+            s, _ = d_scores(d_params, d_stats, fo[STYLE_LAYER])
             adv = hinge_loss(mask_ring(s, REAL), REAL)
-            return wp * mse + wa * adv, (mse, adv)
+            return wp * (mse + cfg.feature_weight * feat) + wa * adv, (mse, adv, feat)
 
-        (loss, (mse, adv)), grads = jax.value_and_grad(g_loss, argnums=(0, 1), has_aux=True)(out, fake)
+        (loss, (mse, adv, feat)), grads = jax.value_and_grad(g_loss, argnums=(0, 1), has_aux=True)(out, fo)
         (g,) = pull(grads)
         upd, g_opt = tx.update(g, state.g_opt, state.g_params)
         g_params = optax.apply_updates(state.g_params, upd)
-        metrics = {"loss": loss, "pixel_mse": mse, "adv": adv, "d_loss": dl, "d_real": jnp.mean(s_real),
-                   "d_fake": jnp.mean(s_fake), "pixel_std": jnp.std(to_unit(out))}  # fmt: skip
+        metrics = {"loss": loss, "pixel_mse": mse, "feature": feat, "adv": adv, "d_loss": dl, "pixel_std":
+                   jnp.std(to_unit(out)), "d_real": jnp.mean(s_real), "d_fake": jnp.mean(s_fake)}  # fmt: skip
         return MGANState(state.step + 1, g_params, g_stats, d_params, d_stats, g_opt, d_opt), metrics
 
     return step
@@ -221,9 +222,10 @@ def calibrate(cfg: MGANConfig, variables: dict, vgg_params, inputs, key) -> dict
 def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progress=True, overwrite=False) -> MGAN:
     """Train an MGAN into the run folder ``output_dir`` (resuming a run there); see the module docstring.
 
-    The folder holds ``config.json``, ``teachers/NNN/`` (the MDAN targets), ``teachers.png``
-    (inputs above targets), ``metrics.jsonl``, ``checkpoints/``, ``samples/step_*.png``, ``loss.png``,
-    ``samples.png`` and ``result.json``. ``exemplar`` and ``vgg_params`` replace the files (tests).
+    The folder holds ``config.json``, ``exemplar.png``, ``metrics.jsonl``, ``checkpoints/``,
+    ``samples/step_*.png``, ``loss.png``, ``samples.png`` and ``result.json``; with ``wct``
+    ``textures.png``, with ``mdan`` ``teachers/NNN/`` (the MDAN targets) and ``teachers.png`` (inputs
+    above targets). ``exemplar`` and ``vgg_params`` replace the files (tests). Returns :func:`load`'s model.
     """
     from jtex import figures, rundir, runtime
 
@@ -244,17 +246,20 @@ def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progre
 
         photos = PhotoSet.load(cfg.content_dir, cfg.teacher_size, progress=progress)
         settings |= {"content_sha256": photos.digest(), "content_photos": len(photos)}
-    run = rundir.RunDir(output_dir, settings, seed=cfg.seed, weights=wmeta, overwrite=overwrite)
+    run = rundir.RunDir(output_dir, settings, seed=cfg.seed, weights=wmeta, overwrite=overwrite, added=ADDED)
     try:
         if run.finished and run.read_result().get("steps", 0) >= cfg.steps:
             return load(output_dir, vgg_params=vgg_params)
         (run.path / "result.json").unlink(missing_ok=True)  # more steps: the run goes on
         run.save_image("exemplar.png", style)
-        inputs = teacher_inputs(cfg, photos)
-        targets = make_teachers(cfg, run.path, style, inputs, vgg_params, progress)
-        shown = list(range(min(4, cfg.teachers)))
-        run.save_image("teachers.png", figures.contact_sheet([inputs[i] for i in shown] + [targets[i] for i in shown],
-                                                            columns=len(shown)))  # fmt: skip
+        if cfg.method == "wct":  # the decoder learns to invert relu4_1 on the exemplar
+            inputs = targets = exemplar_crops(cfg, style)
+        else:
+            inputs = teacher_inputs(cfg, photos)
+            targets = make_teachers(cfg, run.path, style, inputs, vgg_params, progress)
+            run.save_image("teachers.png", figures.contact_sheet(list(inputs[:4]) + list(targets[:4]),
+                                                                columns=min(4, len(inputs))))  # fmt: skip
+        shown = list(range(0, len(inputs), max(1, len(inputs) // 4)))[:4]  # spread over the exemplar copies
         enc_c = int(np.shape(vgg_params["conv4_1"]["kernel"])[-1])
         d_features = int(np.shape(vgg_params["conv3_1"]["kernel"])[-1])
         x_in, y_in = jnp.asarray(inputs), jnp.asarray(targets)
@@ -277,29 +282,35 @@ def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progre
         final = state._replace(g_params=variables["params"], g_stats=variables["batch_stats"])
         run.checkpoint(int(state.step), {**meta, "step": int(state.step), "calibrated": True}, final)
         run.save_image("samples.png", preview(final))
+        model = load(output_dir, vgg_params=vgg_params)
+        if cfg.method == "wct":
+            textures = generate(model, jax.random.key(cfg.seed), (4, 2 * cfg.size, 2 * cfg.size))
+            run.save_image("textures.png", figures.contact_sheet(list(textures)))
         m = run.metrics()
         run.write_result({
             "kind": KIND, "steps": int(state.step), "final_loss": m[-1]["loss"] if m else None,
             "final_pixel_mse": m[-1]["pixel_mse"] if m else None, "seconds_training": round(seconds, 2),
             "parameters": int(sum(np.size(a) for a in jax.tree.leaves(variables["params"]))),
-            "photo_mode": cfg.photo_mode, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "photo_mode": cfg.photo_mode, "method": cfg.method, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })  # fmt: skip
-        return MGAN(cfg, variables, vgg_params)
+        return model
     finally:
         run.close()
 
 
 def _step_settings(cfg: MGANConfig) -> MGANConfig:
     """``cfg`` with what the step's computation does not depend on blanked (the cache key of :func:`make_step`)."""
-    keep = ("size", "batch", "lr", "beta1", "d_lr", "adv_weight", "decoder", "pooling")
+    keep = ("size", "batch", "lr", "beta1", "d_lr", "adv_weight", "feature_weight", "decoder", "pooling")
     return MGANConfig(**{k: getattr(cfg, k) for k in keep})
 
 
 @functools.partial(jax.jit, static_argnames=("pooling", "upsample"))
-def _decode_jit(variables, vgg_params, images, pooling, upsample):
-    from jtex import vgg
+def _decode_jit(variables, vgg_params, images, pooling, upsample, stats=None):
+    from jtex import vgg, wct
 
     enc = vgg.features(vgg_params, images, (ENCODER_LAYER,), pooling=pooling)[ENCODER_LAYER]
+    if stats is not None:
+        enc = jax.vmap(wct.transform, in_axes=(0, None, None))(enc, stats.mean, stats.colour)
     return jnp.clip(to_unit(Decoder(upsample=upsample).apply(variables, enc, train=False)), 0.0, 1.0)
 
 
@@ -307,6 +318,19 @@ def _decode(variables, vgg_params, images, cfg: MGANConfig) -> np.ndarray:
     """Images (N, H, W, 3) in [0, 1] (sides multiples of 8) through encoder and decoder: (N, H, W, 3) in [0, 1]."""
     x = jnp.asarray(images, jnp.float32)
     return np.asarray(_decode_jit(variables, vgg_params, x, cfg.pooling, cfg.decoder))
+
+
+def _render(model: MGAN, images, margin: int = 0) -> np.ndarray:
+    """Images (N, H, W, 3) in [0, 1] -> the model's outputs less ``margin`` px a side; a wct model's
+    features transformed and its outputs colour-matched."""
+    x, c = jnp.asarray(images, jnp.float32), model.config
+    out = np.asarray(_decode_jit(model.variables, model.vgg_params, x, c.pooling, c.decoder, model.stats))
+    out = out[:, margin : out.shape[1] - margin, margin : out.shape[2] - margin]
+    if model.stats is None:
+        return out
+    from jtex import colour
+
+    return np.stack([colour.match_exemplar(o, model.exemplar) for o in out])
 
 
 def load(path, *, vgg_params=None) -> MGAN:
@@ -324,7 +348,8 @@ def load(path, *, vgg_params=None) -> MGAN:
     if meta.get("kind") != KIND:
         raise JtexError(f"{path} holds a {meta.get('kind', 'synthesis')!r} run, not an MGAN")
     known = {f.name for f in dataclasses.fields(MGANConfig)}
-    cfg = MGANConfig(**{k: v for k, v in meta["config"].items() if k in known})
+    saved = ADDED | meta["config"]
+    cfg = MGANConfig(**{k: v for k, v in saved.items() if k in known})
     if vgg_params is None:
         vgg_params, _ = weights.resolve(cfg.weights)
     vgg_params = jax.tree.map(jnp.asarray, vgg_params)
@@ -333,7 +358,16 @@ def load(path, *, vgg_params=None) -> MGAN:
     like = training.blank_like(init_state(cfg, enc_c, d_features))
     arrays = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(like)))["arrays"]
     manager.close()
-    return MGAN(cfg, {"params": arrays.g_params, "batch_stats": arrays.g_stats}, vgg_params)
+    variables = {"params": arrays.g_params, "batch_stats": arrays.g_stats}
+    if cfg.method != "wct":
+        return MGAN(cfg, variables, vgg_params)
+    from jtex import image, patchbank, wct
+
+    if not (path / "exemplar.png").is_file():
+        raise JtexError(f"{path}/exemplar.png is missing: a wct MGAN needs its exemplar; train the model again")
+    exemplar = image.load(path / "exemplar.png")
+    stats = wct.exemplar_stats(vgg_params, patchbank.augmented_copies(exemplar), ENCODER_LAYER, cfg.pooling)
+    return MGAN(cfg, variables, vgg_params, stats, exemplar)
 
 
 def generate(model: MGAN, key: jax.Array, shape: tuple[int, int, int], *, noise: str | None = None) -> np.ndarray:
@@ -355,8 +389,9 @@ def generate(model: MGAN, key: jax.Array, shape: tuple[int, int, int], *, noise:
     if n < 1 or min(h, w) < STRIDE or h % STRIDE or w % STRIDE:
         raise JtexError(f"size {w}x{h} (count {n}): use a count >= 1 and sides that are multiples of {STRIDE}")
     words = [int(v) for v in np.ravel(np.asarray(jax.random.key_data(key))).astype(np.uint64)]
-    fields = np.stack([noisefields.field(noise, np.random.default_rng([*words, i]), h, w) for i in range(n)])
-    return _decode(model.variables, model.vgg_params, fields, cfg)
+    m = MARGIN if cfg.method == "wct" else 0
+    fields = [noisefields.field(noise, np.random.default_rng([*words, i]), h + 2 * m, w + 2 * m) for i in range(n)]
+    return _render(model, np.stack(fields), m)
 
 
 def stylize(model: MGAN, photo: np.ndarray, *, max_side: int | None = 1024) -> np.ndarray:
@@ -366,7 +401,7 @@ def stylize(model: MGAN, photo: np.ndarray, *, max_side: int | None = 1024) -> n
     """
     from jtex import image
 
-    if not model.config.photo_mode:
+    if not (model.config.photo_mode or model.config.method == "wct"):
         raise JtexError("this MGAN decodes noise (trained without --content-dir): use jtex generate DIR --noise KIND")
     x = image.from_array(photo)
     if max_side is not None and max(x.shape[:2]) > max_side:
@@ -374,4 +409,5 @@ def stylize(model: MGAN, photo: np.ndarray, *, max_side: int | None = 1024) -> n
     h, w = (x.shape[0] // STRIDE) * STRIDE, (x.shape[1] // STRIDE) * STRIDE
     if min(h, w) < STRIDE:
         raise JtexError(f"photo of {x.shape[1]}x{x.shape[0]} px is too small: at least {STRIDE} px a side")
-    return _decode(model.variables, model.vgg_params, x[None, :h, :w], model.config)[0]
+    m = MARGIN if model.config.method == "wct" else 0
+    return _render(model, np.pad(x[:h, :w], ((m, m), (m, m), (0, 0)), mode="reflect")[None], m)[0]

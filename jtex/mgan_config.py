@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from jtex.errors import JtexError
 
 DEFAULT_WEIGHTS = "vgg19-normalized"  # jtex.weights.DEFAULT, kept here so checking settings imports nothing heavy
+FEATURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # MGAN's optional feature term (not the authors')
 STYLE_LAYER = "relu3_1"  # the discriminator's neural patches (MDAN_wrapper.lua: layer 12, plus its TV module)
 CONTENT_LAYER = "relu5_1"  # the guided synthesis' content term (layer 30, plus the TV module)
 D_BATCHES = ("joint", "separate")
@@ -134,11 +135,19 @@ def _flag(name: str) -> str:
 NOISE_KINDS = ("brown", "perlin")  # jtex.noisefields.KINDS, kept here so checking settings imports nothing heavy
 TRAIN_NOISE = (*NOISE_KINDS, "both")
 DECODERS = ("transposed", "resize")  # jtex.decoders.UPSAMPLERS, kept here so checking settings imports nothing heavy
+METHODS = ("wct", "mdan")  # what the decoder learns: see MGANConfig.method
 PRESETS = {
-    # A recognisable noise -> texture decoder on 2 CPU cores in well under 30 minutes.
+    # On 2 CPU cores in well under 30 minutes (teachers included).
     "quick": dict(size=128, teacher_size=128, teachers=6, teacher_steps=125, batch=4, steps=400, save_every=100),
     # The authors' scale: MDAN teachers of 125 steps, 128² patches; batch 16 (theirs: 64).
     "paper": dict(size=128, teacher_size=256, teachers=16, teacher_steps=125, batch=16, steps=3000, save_every=250),
+}
+# What the presets change for method "wct": no teachers to make, so more decoder steps; the authors' Adam
+# step 0.02 made the decoder collapse to the targets' mean (README), 0.002 does not; the feature term
+# sharpens what pixel MSE blurs (README: MGAN noise -> texture).
+WCT_PRESETS = {
+    "quick": dict(steps=800, lr=0.002, d_lr=0.002, feature_weight=1.0),
+    "paper": dict(lr=0.002, d_lr=0.002, feature_weight=1.0),
 }
 
 
@@ -154,6 +163,10 @@ class MGANConfig:
     """
 
     source: str = ""  # the exemplar (style) image
+    # wct: the decoder learns to invert relu4_1 on crops of the exemplar; noise (or a photo) is encoded, its
+    # relu4_1 whitened and coloured to the exemplar's (jtex.wct), then decoded. mdan: the authors' — the
+    # decoder learns MDAN teachers of noise fields or photos. auto: wct for noise models, mdan with content_dir.
+    method: str = "auto"
     content_dir: str = ""  # photos: a photo -> stylised image decoder; empty: noise -> texture
     noise: str = "both"  # the training inputs of a noise model: brown, perlin or both (alternating)
     size: int = 128  # training crops (the authors' 128² patches)
@@ -167,6 +180,8 @@ class MGANConfig:
     beta1: float = 0.5
     d_lr: float = 0.02  # the discriminator's Adam
     adv_weight: float = 0.01  # against pixel MSE 1 (the authors' MGAN_netS_weight)
+    # + this x the relative MSE of the output's FEATURE_LAYERS maps to the target's, beside pixel MSE (authors: 0)
+    feature_weight: float = 0.0
     decoder: str = "transposed"  # upsampling: the authors' 4x4 transposed convs, or resize (nearest x2 + 3x3 conv)
     pooling: str = "max"
     exemplar_size: int = 256
@@ -179,7 +194,16 @@ class MGANConfig:
     def preset(cls, name: str, **overrides) -> MGANConfig:
         if name not in PRESETS:
             raise JtexError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
-        return cls(**{**PRESETS[name], **overrides})
+        method = cls(**{k: v for k, v in overrides.items() if k in ("method", "content_dir")}).resolved_method
+        extra = WCT_PRESETS[name] if method == "wct" else {}
+        return cls(**{**PRESETS[name], **extra, **overrides, "method": method})
+
+    @property
+    def resolved_method(self) -> str:
+        """``method`` with ``auto`` decided: mdan for a photo model, wct for a noise model."""
+        if self.method != "auto":
+            return self.method
+        return "mdan" if self.content_dir else "wct"
 
     @property
     def photo_mode(self) -> bool:
@@ -187,7 +211,9 @@ class MGANConfig:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        """The noise kinds the decoder learns from (empty for a photo model)."""
+        """The noise kinds the model decodes (empty for a photo model; every kind for wct)."""
+        if self.resolved_method == "wct":
+            return NOISE_KINDS if self.noise == "both" else (self.noise, *(k for k in NOISE_KINDS if k != self.noise))
         return () if self.photo_mode else NOISE_KINDS if self.noise == "both" else (self.noise,)
 
     def teacher(self, index: int) -> MDANConfig:
@@ -202,7 +228,7 @@ class MGANConfig:
         def whole(v):
             return isinstance(v, int) and not isinstance(v, bool)
 
-        for name in ("lr", "beta1", "d_lr", "adv_weight", "teacher_content_weight"):
+        for name in ("lr", "beta1", "d_lr", "adv_weight", "feature_weight", "teacher_content_weight"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise JtexError(f"--{name.replace('_', '-')} must be a finite number, got {v!r}")
@@ -211,6 +237,14 @@ class MGANConfig:
                 raise JtexError(f"--{name.replace('_', '-')} must be a whole number, got {getattr(self, name)!r}")
         checks = [
             (bool(self.source), "no exemplar: pass -s/--source IMAGE"),
+            (
+                self.method in ("auto", *METHODS),
+                f"--method must be one of {', '.join(METHODS)}, got {self.method!r}",
+            ),
+            (
+                not (self.method == "wct" and self.content_dir),
+                "--method wct learns from the exemplar alone and stylises any photo: drop --content-dir",
+            ),
             (self.noise in TRAIN_NOISE, f"--noise must be one of {', '.join(TRAIN_NOISE)}, got {self.noise!r}"),
             (self.decoder in DECODERS, f"--decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}"),
             (
@@ -229,6 +263,7 @@ class MGANConfig:
             (self.lr > 0 and self.d_lr > 0, f"--lr and --d-lr must be positive, got {self.lr} and {self.d_lr}"),
             (0 <= self.beta1 < 1, f"--beta1 must be in [0, 1), got {self.beta1}"),
             (self.adv_weight >= 0, f"--adv-weight must be >= 0, got {self.adv_weight}"),
+            (self.feature_weight >= 0, f"--feature-weight must be >= 0, got {self.feature_weight}"),
             (self.teacher_content_weight >= 0, "--teacher-content-weight must be >= 0"),
             (self.pooling in ("avg", "max"), f"--pooling must be avg or max, got {self.pooling!r}"),
             (64 <= self.exemplar_size <= 2048, f"--exemplar-size must be 64..2048, got {self.exemplar_size}"),
@@ -238,6 +273,8 @@ class MGANConfig:
             if not ok:
                 raise JtexError(message)
         self.teacher(0).validate()
+        if self.method == "auto":
+            return dataclasses.replace(self, method=self.resolved_method)
         return self
 
     def settings(self) -> dict:

@@ -63,6 +63,29 @@ def augmented_copies(image: np.ndarray, *, flip: bool = True) -> list[np.ndarray
     return out
 
 
+def crops(copies: list[np.ndarray], size: int, per_copy: int, seed: int, *, side: int | None = None) -> np.ndarray:
+    """``per_copy`` seeded random square crops of every copy wide enough: (K, S, S, 3), S = ``side`` or ``size``.
+
+    ``side`` (at least ``size``) is lowered to the smallest copy's shorter side where that is still ``size``
+    or more; copies shorter than ``size`` are left out.
+
+    Raises:
+        ValueError: no copy is ``size`` px on its shorter side.
+    """
+    wide = [c for c in copies if min(c.shape[:2]) >= size]
+    if not wide:
+        longest = max(min(c.shape[:2]) for c in copies)
+        raise ValueError(f"the exemplar's copies are at most {longest} px on their shorter side, under {size}")
+    s = min([side or size] + [min(c.shape[:2]) for c in wide])
+    rng = np.random.default_rng([seed, 17])
+    out = []
+    for c in wide:
+        for _ in range(per_copy):
+            top, left = rng.integers(0, c.shape[0] - s + 1), rng.integers(0, c.shape[1] - s + 1)
+            out.append(c[top : top + s, left : left + s])
+    return np.stack(out).astype(np.float32)
+
+
 class PatchBank(NamedTuple):
     """Maps (K, H, W, C) (each copy's relu3_1 map, zero-padded to the largest), positions (M, 3) = (copy, y, x)."""
 
@@ -93,7 +116,7 @@ class PatchBank(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _map_fn(layer: str, pooling: str):
+def map_fn(layer: str, pooling: str):
     """Jitted ``(vgg_params, images) -> layer map``, shared by every run (one compilation per image size)."""
     import jax
 
@@ -104,7 +127,7 @@ def _map_fn(layer: str, pooling: str):
 
 def build(vgg_params, copies: list[np.ndarray], layer: str, size: int = 8, stride: int = 4, pooling: str = "avg"):
     """A :class:`PatchBank`: each copy's ``layer`` map ('same' padding) and every patch position in it."""
-    run = _map_fn(layer, pooling)
+    run = map_fn(layer, pooling)
     maps = [np.asarray(run(vgg_params, c[None]))[0] for c in copies]
     maps = [m for m in maps if min(m.shape[:2]) >= size]
     if not maps:

@@ -16,8 +16,9 @@ from conftest import EXAMPLES
 # Tiny runs: 2 MDAN teachers of 48² (3 steps), 32² crops, a 1/8-width random VGG.
 TINY = dict(
     source=str(EXAMPLES / "gravel.png"), size=32, teacher_size=48, teachers=2, teacher_steps=3, batch=2,
-    exemplar_size=64, save_every=3, calibration_batches=2,
+    exemplar_size=64, save_every=3, calibration_batches=2, method="mdan",
 )  # fmt: skip
+TINY_WCT = {**TINY, "method": "wct", "feature_weight": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,7 @@ def test_training_writes_teachers_and_a_run_folder(run4):
     assert sorted(p.name for p in (out / "teachers").iterdir()) == ["000", "001"]
     assert (out / "teachers" / "000" / "output.png").is_file()
     assert [r["step"] for r in _metrics(out)] == [1, 2, 3, 4]
+    assert all(r["feature"] == 0 for r in _metrics(out))  # the authors' losses: no feature term
     res = json.loads((out / "result.json").read_text())
     assert res["kind"] == "mgan" and res["steps"] == 4 and not res["photo_mode"]
     assert all(np.isfinite(r["loss"]) and r["d_loss"] >= 0 for r in _metrics(out))
@@ -171,9 +173,9 @@ def test_photo_mode_stylizes_photos(tmp_path, tiny_vgg):
         src = EXAMPLES / "photos" / name
         if src.is_file():
             image.save(photos / f"{src.stem}.png", image.load(src, width=80))
-    cfg = MGANConfig(**TINY, steps=2, content_dir=str(photos))
+    cfg = MGANConfig(**{**TINY, "method": "auto"}, steps=2, content_dir=str(photos))
     model = mgan.train(cfg, tmp_path / "run", vgg_params=tiny_vgg, progress=False)
-    assert model.config.photo_mode and model.config.kinds == ()
+    assert model.config.photo_mode and model.config.kinds == () and model.config.method == "mdan"  # auto
     inputs = image.load(tmp_path / "run" / "teachers" / "000" / "exemplar.png")  # the style, as MDAN saw it
     assert inputs.shape[2] == 3
     out = mgan.stylize(model, image.load(EXAMPLES / "photos" / "chelsea.jpg", width=70))
@@ -212,3 +214,106 @@ def test_cli_errors_exit_1_with_one_line(tmp_path, capsys, run4):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and match in err, err
     assert not (tmp_path / "o").exists()  # refused before any work
+
+
+@pytest.fixture(scope="module")
+def wct_run(tmp_path_factory, tiny_vgg):
+    out = tmp_path_factory.mktemp("mgan_wct")
+    return out, mgan.train(MGANConfig(**TINY_WCT, steps=3), out, vgg_params=tiny_vgg, progress=False)
+
+
+def test_wct_matches_the_given_statistics():
+    from jtex import wct
+
+    rng = np.random.default_rng(0)
+    style = rng.standard_normal((4000, 6)) @ rng.standard_normal((6, 6)) + np.arange(6.0)
+    s = wct.stats(style)
+    np.testing.assert_allclose(s.colour @ s.colour, np.cov(style, rowvar=False), rtol=1e-4, atol=1e-4)
+    feats = jnp.asarray(rng.standard_normal((40, 50, 6)) * 3.0 + 1.0, jnp.float32)
+    out = np.asarray(jax.jit(lambda f: wct.transform(f, s.mean, s.colour, eps=1e-6))(feats)).reshape(-1, 6)
+    np.testing.assert_allclose(out.mean(axis=0), s.mean, atol=1e-4)
+    np.testing.assert_allclose(np.cov(out, rowvar=False), s.colour @ s.colour, rtol=0.02, atol=0.02)
+    flat = np.asarray(wct.transform(jnp.ones((3, 4, 6)), s.mean, s.colour))  # a constant map: the mean, not NaN
+    np.testing.assert_allclose(flat, np.broadcast_to(s.mean, flat.shape), atol=1e-5)
+    with pytest.raises(ValueError, match="two or more finite"):
+        wct.stats(np.full((5, 3), np.nan))
+
+
+def test_exemplar_crops_are_seeded_and_skip_narrow_copies():
+    from jtex import patchbank
+
+    rng = np.random.default_rng(0)
+    copies = [rng.random((50, 60, 3)), rng.random((30, 90, 3)), rng.random((70, 70, 3))]
+    a = patchbank.crops(copies, 32, 3, seed=1, side=64)
+    assert a.shape == (6, 50, 50, 3) and a.dtype == np.float32  # the 30-px copy left out; side down to 50
+    assert np.array_equal(a, patchbank.crops(copies, 32, 3, seed=1, side=64))
+    assert not np.array_equal(a, patchbank.crops(copies, 32, 3, seed=2, side=64))
+    assert patchbank.crops(copies, 40, 2, seed=1).shape == (4, 40, 40, 3)
+    with pytest.raises(ValueError, match="at most 70 px"):
+        patchbank.crops(copies, 80, 1, seed=0)
+    with pytest.raises(JtexError, match="raise --exemplar-size or lower --size"):
+        mgan.exemplar_crops(MGANConfig(**{**TINY_WCT, "size": 64}), np.zeros((40, 40, 3), np.float32))
+
+
+def test_a_noise_model_learns_the_exemplar_by_default(tmp_path):
+    noise = MGANConfig.preset("quick", source="x.png")
+    assert noise.method == "wct" and noise.steps == 800 and noise.lr == 0.002 and noise.feature_weight == 1.0
+    photo = MGANConfig.preset("quick", source="x.png", content_dir="photos")
+    assert photo.method == "mdan" and photo.steps == 400 and photo.lr == 0.02
+    assert MGANConfig.preset("quick", source="x.png", method="mdan").steps == 400
+    assert MGANConfig(source="x.png").validate().method == "wct"
+    for bad, match in [(dict(method="gatys"), "--method must be one of wct, mdan"),
+                       (dict(method="wct", content_dir="photos"), "drop --content-dir"),
+                       (dict(feature_weight=-1.0), "--feature-weight must be >= 0")]:  # fmt: skip
+        with pytest.raises(JtexError, match=match):
+            MGANConfig(**{**TINY, **bad}).validate()
+    from jtex import cli_mgan
+
+    args = cli_mgan.train_parser().parse_args(["-s", "x", "--output-dir", "o", "--method", "mdan"])
+    assert args.method == "mdan" and args.feature_weight is None
+    argv = ["-s", "x", "--output-dir", "o", "--feature-weight", "2"]
+    assert cli_mgan.train_parser().parse_args(argv).feature_weight == 2.0
+
+
+def test_a_wct_model_trains_on_the_exemplar_and_makes_textures(wct_run, tiny_vgg):
+    from jtex import image
+
+    out, trained = wct_run
+    assert (out / "textures.png").is_file() and not (out / "teachers").exists()
+    assert all(r["feature"] > 0 for r in _metrics(out))  # TINY_WCT's feature term is on
+    assert json.loads((out / "result.json").read_text())["method"] == "wct"
+    model = mgan.load(out, vgg_params=tiny_vgg)
+    assert model.config.method == "wct" and model.config.kinds == ("brown", "perlin")
+    np.testing.assert_array_equal(model.stats.colour, trained.stats.colour)
+    four = mgan.generate(model, jax.random.key(3), (4, 40, 56), noise="perlin")
+    two = mgan.generate(model, jax.random.key(3), (2, 40, 56), noise="perlin")
+    np.testing.assert_allclose(two, four[:2], atol=1e-5)  # per-sample statistics and inference BatchNorm
+    assert np.abs(four[0] - four[1]).mean() > 1e-3
+    # each output carries the exemplar's colour histogram (gravel is grey: so is the output)
+    ex = image.load(out / "exemplar.png")
+    assert np.allclose(four[0][..., 0], four[0][..., 2])
+    q = np.linspace(0.05, 0.95, 10)
+    np.testing.assert_allclose(np.quantile(four[0], q), np.quantile(ex, q), atol=0.02)
+    photo = mgan.stylize(model, image.load(EXAMPLES / "photos" / "chelsea.jpg", width=70))
+    assert photo.shape[1] == 64 and np.isfinite(photo).all()  # a wct model stylises photos too
+    (out / "exemplar.png").rename(out / "gone.png")
+    try:
+        with pytest.raises(JtexError, match="exemplar.png is missing"):
+            mgan.load(out, vgg_params=tiny_vgg)
+    finally:
+        (out / "gone.png").rename(out / "exemplar.png")
+
+
+def test_a_folder_from_before_the_method_setting_resumes_as_mdan(run4, tmp_path, tiny_vgg):
+    import dataclasses
+    import shutil
+
+    shutil.copytree(run4[0], tmp_path / "old")
+    conf = json.loads((tmp_path / "old" / "config.json").read_text())
+    del conf["settings"]["method"], conf["settings"]["feature_weight"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(conf))
+    more = mgan.train(MGANConfig(**TINY, steps=5), tmp_path / "old", vgg_params=tiny_vgg, progress=False)
+    assert more.config.method == "mdan" and more.stats is None
+    with pytest.raises(JtexError, match="other settings.*method"):
+        cfg = dataclasses.replace(MGANConfig(**TINY_WCT), steps=6)
+        mgan.train(cfg, tmp_path / "old", vgg_params=tiny_vgg, progress=False)
