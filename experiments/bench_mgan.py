@@ -41,15 +41,13 @@ def _untrained():
     import jax
     import jax.numpy as jnp
 
-    from jtex import decoders, mdan, mgan, patchbank, wct, weights
+    from jtex import decoders, mdan, mgan, weights
 
     cfg = mgan.MGANConfig(source=GRAVEL).validate()
     vgg_params, _ = weights.resolve(cfg.weights)
     vgg_params = jax.tree.map(jnp.asarray, vgg_params)
     v = decoders.Decoder().init(jax.random.key(0), jnp.zeros((1, 16, 16, 512)))
-    style = mdan.load_style(cfg.teacher(0))
-    stats = wct.exemplar_stats(vgg_params, patchbank.augmented_copies(style), pooling=cfg.pooling)
-    return mgan.MGAN(cfg, v, vgg_params, stats, style)
+    return mgan.wct_model(cfg, v, vgg_params, mdan.load_style(cfg.teacher(0)))
 
 
 def generate_one(size: int, model_dir: str | None) -> dict:

@@ -314,17 +314,17 @@ def _decode_jit(variables, vgg_params, images, pooling, upsample, stats=None):
     return jnp.clip(to_unit(Decoder(upsample=upsample).apply(variables, enc, train=False)), 0.0, 1.0)
 
 
-def _decode(variables, vgg_params, images, cfg: MGANConfig) -> np.ndarray:
-    """Images (N, H, W, 3) in [0, 1] (sides multiples of 8) through encoder and decoder: (N, H, W, 3) in [0, 1]."""
+def _decode(variables, vgg_params, images, cfg: MGANConfig, stats=None) -> np.ndarray:
+    """Images (N, H, W, 3) in [0, 1] (sides multiples of 8) through encoder (its relu4_1 transformed to ``stats``
+    when given) and decoder: (N, H, W, 3) in [0, 1]."""
     x = jnp.asarray(images, jnp.float32)
-    return np.asarray(_decode_jit(variables, vgg_params, x, cfg.pooling, cfg.decoder))
+    return np.asarray(_decode_jit(variables, vgg_params, x, cfg.pooling, cfg.decoder, stats))
 
 
 def _render(model: MGAN, images, margin: int = 0) -> np.ndarray:
     """Images (N, H, W, 3) in [0, 1] -> the model's outputs less ``margin`` px a side; a wct model's
     features transformed and its outputs colour-matched."""
-    x, c = jnp.asarray(images, jnp.float32), model.config
-    out = np.asarray(_decode_jit(model.variables, model.vgg_params, x, c.pooling, c.decoder, model.stats))
+    out = _decode(model.variables, model.vgg_params, images, model.config, model.stats)
     out = out[:, margin : out.shape[1] - margin, margin : out.shape[2] - margin]
     if model.stats is None:
         return out
@@ -361,11 +361,17 @@ def load(path, *, vgg_params=None) -> MGAN:
     variables = {"params": arrays.g_params, "batch_stats": arrays.g_stats}
     if cfg.method != "wct":
         return MGAN(cfg, variables, vgg_params)
-    from jtex import image, patchbank, wct
+    from jtex import image
 
     if not (path / "exemplar.png").is_file():
         raise JtexError(f"{path}/exemplar.png is missing: a wct MGAN needs its exemplar; train the model again")
-    exemplar = image.load(path / "exemplar.png")
+    return wct_model(cfg, variables, vgg_params, image.load(path / "exemplar.png"))
+
+
+def wct_model(cfg: MGANConfig, variables: dict, vgg_params, exemplar: np.ndarray) -> MGAN:
+    """A ``wct`` MGAN: the exemplar's relu4_1 statistics over its augmented copies, computed here."""
+    from jtex import patchbank, wct
+
     stats = wct.exemplar_stats(vgg_params, patchbank.augmented_copies(exemplar), ENCODER_LAYER, cfg.pooling)
     return MGAN(cfg, variables, vgg_params, stats, exemplar)
 
