@@ -5,10 +5,11 @@
     python experiments/bench_mgan.py --markdown              # README tables from the results file
 
 Parts (each size in its own process, so its peak memory is its own):
-  generate  seconds for one texture from noise at 256², 512², 1024² (a noise model's default, method wct: encoder
-            to relu4_1, whitening and colouring, decoder with inference BatchNorm, colour histogram; median of 5
-            after the first call) and the first call's seconds; the noise field's drawing (numpy) is included,
-            as a user sees it. The paper: 512² in 40 ms on a Titan X.
+  generate  seconds for one texture from noise at 256², 512², 1024² with a wct model (a noise model's default),
+            median of 5 after the first call, and the first call's seconds, for two noises: ``spot`` (the
+            default: a relu4_1 spot-noise field, decoder, colour histogram) and ``perlin`` (numpy's Perlin
+            image through the encoder to relu4_1, whitening and colouring, decoder, colour histogram; the
+            noise's drawing included, as a user sees it). The paper: 512² in 40 ms on a Titan X.
   train     seconds per decoder step of the quick and paper presets with each method (steps 2..6, real
             VGG-19), one MDAN teacher step at the teacher size (method mdan), and each training's time
 Writes experiments/results/bench_mgan.json, one entry per device kind.
@@ -34,6 +35,7 @@ from bench_synth import peak_mb  # noqa: E402
 RESULTS = ROOT / "experiments" / "results" / "bench_mgan.json"
 GRAVEL = str(ROOT / "examples" / "gravel.png")
 SIZES = (256, 512, 1024)
+NOISES = ("spot", "perlin")
 
 
 def _untrained():
@@ -50,21 +52,22 @@ def _untrained():
     return mgan.wct_model(cfg, v, vgg_params, mdan.load_style(cfg.teacher(0)))
 
 
-def generate_one(size: int, model_dir: str | None) -> dict:
+def generate_one(size: int, noise: str, model_dir: str | None) -> dict:
     import jax
 
     from jtex import mgan
 
     model = mgan.load(model_dir) if model_dir else _untrained()
     t = time.perf_counter()
-    mgan.generate(model, jax.random.key(0), (1, size, size))
+    mgan.generate(model, jax.random.key(0), (1, size, size), noise=noise)
     first = time.perf_counter() - t
     times = []
     for i in range(5):
         t = time.perf_counter()
-        mgan.generate(model, jax.random.key(i + 1), (1, size, size))
+        mgan.generate(model, jax.random.key(i + 1), (1, size, size), noise=noise)
         times.append(time.perf_counter() - t)
-    return {"size": size, "first_call_s": first, "generate_s": statistics.median(times), "peak_mb": peak_mb()}
+    return {"size": size, "noise": noise, "first_call_s": first, "generate_s": statistics.median(times),
+            "peak_mb": peak_mb()}  # fmt: skip
 
 
 def _timed(fn, state, key, n=5):
@@ -125,7 +128,10 @@ def _sub(part: str, args) -> dict:
 
 
 PARTS = {
-    "generate": lambda args: {"model": args.model or "untrained", "rows": [_sub(f"gen:{s}", args) for s in SIZES]},
+    "generate": lambda args: {
+        "model": args.model or "untrained",
+        "rows": [_sub(f"gen:{s}:{n}", args) for n in NOISES for s in SIZES],
+    },  # fmt: skip
     "train": lambda args: {"rows": [_sub(f"train:{p}:{m}", args) for p in ("quick", "paper") for m in ("wct", "mdan")]},
 }
 
@@ -135,9 +141,13 @@ def markdown(results: dict) -> str:
     for e in results.values():
         out.append(f"Machine: {e['machine']}, jax {e['jax']}.\n")
         if "generate" in e:
-            out.append("| generate size | first call s (compiles) | s per texture | peak MB |\n|---|---|---|---|")
+            out.append(
+                "| noise | generate size | first call s (compiles) | s per texture | peak MB |\n|---|---|---|---|---|"
+            )
             for r in e["generate"]["rows"]:
-                out.append(f"| {r['size']}² | {r['first_call_s']:.2f} | {r['generate_s']:.3f} | {r['peak_mb']:.0f} |")
+                noise = r.get("noise", "brown")  # entries from before spot noise timed the model's first kind
+                out.append(f"| {noise} | {r['size']}² | {r['first_call_s']:.2f} | {r['generate_s']:.3f} | "
+                           f"{r['peak_mb']:.0f} |")  # fmt: skip
             out.append("")
         if "train" in e:
             out.append(
@@ -170,7 +180,7 @@ def main():
         return
     if args.child:
         kind, *arg = args.child.split(":")
-        print(json.dumps(generate_one(int(arg[0]), args.model) if kind == "gen" else train_one(*arg)))
+        print(json.dumps(generate_one(int(arg[0]), arg[1], args.model) if kind == "gen" else train_one(*arg)))
         return
     import jax
 

@@ -90,7 +90,7 @@ def markdown(res: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in res.get("models", {}).items():
-        kinds = [k for k in ("brown", "perlin") if k in e]
+        kinds = [k for k in ("spot", "brown", "perlin") if k in e]
         for row in (*kinds, "gram", "crop"):
             method = e["settings"].get("method", "mdan")  # entries from before wct were all mdan
             lines.append(f"| {name} | {method} | {e['settings']['decoder']} | {row} | "
@@ -104,14 +104,15 @@ def markdown(res: dict) -> str:
 
 
 def figure(path: str, model_dirs: list[str], size: int) -> None:
-    """One row per model: the exemplar (a size² crop), its first two brown textures and the Gram synthesis."""
+    """One row per model: the exemplar (a size² crop), its first two textures of its default noise and the Gram
+    synthesis."""
     from jtex import figures, image, mdan, mgan
 
     rows = []
     for model_dir in model_dirs:
         cfg = mgan.load(model_dir).config
         style = mdan.load_style(cfg.teacher(0))
-        sheet = image.load(Path(model_dir) / f"quality_brown_{size}.png")  # written by one(): pad 4, one row
+        sheet = image.load(Path(model_dir) / f"quality_{cfg.kinds[0]}_{size}.png")  # written by one(): pad 4, one row
         textures = [sheet[4 : 4 + size, 4 + i * (size + 4) : 4 + i * (size + 4) + size] for i in range(2)]
         gram = image.load(RUNS / f"{Path(cfg.source).stem}-{size}" / "gram" / "output.png")
         rows += [style[:size, :size], *textures, gram]

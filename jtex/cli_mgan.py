@@ -168,14 +168,19 @@ def cmd_train(argv):
 
 
 def generate_parser() -> argparse.ArgumentParser:
-    from jtex.mgan_config import NOISE_KINDS
+    from jtex.mgan_config import GENERATE_NOISE
 
     p = argparse.ArgumentParser(prog="jtex generate", description="Textures from noise, or a stylised photo, "
                                 "with a model trained by jtex train-mgan (one pass of the network).")  # fmt: skip
     a = p.add_argument
     a("model", help="a run folder written by jtex train-mgan")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--noise", choices=NOISE_KINDS, default=None, help="decode this noise (default: the model's)")
+    src.add_argument(
+        "--noise",
+        choices=GENERATE_NOISE,
+        default=None,
+        help="decode this noise (default: the model's; spot, which tiles, for a wct model)",
+    )
     src.add_argument("--content", default=None, help="a photo to stylise (a model trained with --content-dir)")
     a("--size", nargs=2, type=int, default=(512, 512), metavar=("W", "H"), help="multiples of 8 (noise)")
     a("--count", type=int, default=4, help="textures to make (noise)")

@@ -3,17 +3,20 @@
     cfg = MGANConfig.preset("quick", source="examples/gravel.png")       # noise -> texture
     model = train(cfg, "runs/gravel-mgan")     # or: jtex train-mgan -s examples/gravel.png --output-dir ...
     model = load("runs/gravel-mgan")
-    imgs = generate(model, jax.random.key(0), (4, 256, 512), noise="brown")   # (4, 256, 512, 3) in [0, 1]
+    imgs = generate(model, jax.random.key(0), (4, 256, 512))   # (4, 256, 512, 3) in [0, 1]; noise="brown" ...
     # photo -> stylised image: train with content_dir="photos/", then stylize(model, photo)
 
 ``method="wct"`` (the default of a noise model): the decoder learns to invert
 relu4_1 on crops of the exemplar (its augmented copies; pixel MSE plus the
-adversarial term below, no teachers). To make a texture, a noise field's
-relu4_1 map is whitened and coloured to the exemplar's statistics
-(:mod:`jtex.wct`, Li et al. 2017), decoded, and given the exemplar's colour
-histogram (:func:`jtex.colour.match_exemplar`); :func:`stylize` does the same
-to a photo. The authors' MDAN-teacher training below did not learn a texture
-from noise on 2 CPU cores (README).
+adversarial term below, no teachers). To make a texture, the decoder decodes
+a Gaussian relu4_1 field with the exemplar's relu4_1 auto-covariances (spot
+noise, :mod:`jtex.spotnoise`; the texture tiles), or a noise image's relu4_1
+map whitened and coloured to the exemplar's statistics (:mod:`jtex.wct`, Li et
+al. 2017); either way the result takes the exemplar's colour histogram
+(:func:`jtex.colour.match_exemplar`). :func:`stylize` does the latter to a
+photo. Generating and stylising live in :mod:`jtex.mgan_render`. The authors'
+MDAN-teacher training below did not learn a texture from noise on 2 CPU cores
+(README).
 
 ``method="mdan"``, as the authors' ``train.lua`` (stages 1 and 3):
 
@@ -60,11 +63,11 @@ from jtex.errors import JtexError
 from jtex.mdan import MDANConfig, MDANResult, load_style, mdan, to_unit
 from jtex.mgan_config import FEATURE_LAYERS, STYLE_LAYER, MGANConfig
 from jtex.mgan_data import exemplar_crops, make_teachers, teacher_inputs
+from jtex.mgan_render import MGAN, decode, generate, stylize, wct_model
 
 __all__ = ["MDANConfig", "MDANResult", "MGAN", "MGANConfig", "generate", "load", "mdan", "stylize", "train"]
 
 KIND = "mgan"
-MARGIN = 16  # px a wct model decodes beyond each side, then crops: the encoder's zero-padding frame falls outside
 # Settings newer than some run folders, with the value those were trained with.
 ADDED = {"method": "mdan", "feature_weight": 0.0}
 
@@ -79,20 +82,6 @@ class MGANState(NamedTuple):
     d_stats: Any
     g_opt: Any
     d_opt: Any
-
-
-class MGAN(NamedTuple):
-    """A trained decoder: its settings, its variables (inference BatchNorm statistics) and the encoder's VGG.
-
-    A ``wct`` model also carries the exemplar's relu4_1 statistics (:class:`jtex.wct.Stats`) and the
-    exemplar (H, W, 3) whose colour histogram its outputs are given.
-    """
-
-    config: MGANConfig
-    variables: dict
-    vgg_params: dict
-    stats: Any = None
-    exemplar: np.ndarray | None = None
 
 
 def _models(cfg: MGANConfig, d_features: int):
@@ -268,7 +257,7 @@ def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progre
 
         def preview(state):
             v = {"params": state.g_params, "batch_stats": state.g_stats}
-            return figures.contact_sheet(list(show_in) + list(_decode(v, vgg_params, show_in, cfg)),
+            return figures.contact_sheet(list(show_in) + list(decode(v, vgg_params, show_in, cfg)),
                                          columns=len(shown))  # fmt: skip
 
         meta = {"kind": KIND, "config": dataclasses.asdict(cfg)}
@@ -304,35 +293,6 @@ def _step_settings(cfg: MGANConfig) -> MGANConfig:
     return MGANConfig(**{k: getattr(cfg, k) for k in keep})
 
 
-@functools.partial(jax.jit, static_argnames=("pooling", "upsample"))
-def _decode_jit(variables, vgg_params, images, pooling, upsample, stats=None):
-    from jtex import vgg, wct
-
-    enc = vgg.features(vgg_params, images, (ENCODER_LAYER,), pooling=pooling)[ENCODER_LAYER]
-    if stats is not None:
-        enc = jax.vmap(wct.transform, in_axes=(0, None, None))(enc, stats.mean, stats.colour)
-    return jnp.clip(to_unit(Decoder(upsample=upsample).apply(variables, enc, train=False)), 0.0, 1.0)
-
-
-def _decode(variables, vgg_params, images, cfg: MGANConfig, stats=None) -> np.ndarray:
-    """Images (N, H, W, 3) in [0, 1] (sides multiples of 8) through encoder (its relu4_1 transformed to ``stats``
-    when given) and decoder: (N, H, W, 3) in [0, 1]."""
-    x = jnp.asarray(images, jnp.float32)
-    return np.asarray(_decode_jit(variables, vgg_params, x, cfg.pooling, cfg.decoder, stats))
-
-
-def _render(model: MGAN, images, margin: int = 0) -> np.ndarray:
-    """Images (N, H, W, 3) in [0, 1] -> the model's outputs less ``margin`` px a side; a wct model's
-    features transformed and its outputs colour-matched."""
-    out = _decode(model.variables, model.vgg_params, images, model.config, model.stats)
-    out = out[:, margin : out.shape[1] - margin, margin : out.shape[2] - margin]
-    if model.stats is None:
-        return out
-    from jtex import colour
-
-    return np.stack([colour.match_exemplar(o, model.exemplar) for o in out])
-
-
 def load(path, *, vgg_params=None) -> MGAN:
     """The trained MGAN in a run folder written by :func:`train` (its latest checkpoint)."""
     import orbax.checkpoint as ocp
@@ -366,54 +326,3 @@ def load(path, *, vgg_params=None) -> MGAN:
     if not (path / "exemplar.png").is_file():
         raise JtexError(f"{path}/exemplar.png is missing: a wct MGAN needs its exemplar; train the model again")
     return wct_model(cfg, variables, vgg_params, image.load(path / "exemplar.png"))
-
-
-def wct_model(cfg: MGANConfig, variables: dict, vgg_params, exemplar: np.ndarray) -> MGAN:
-    """A ``wct`` MGAN: the exemplar's relu4_1 statistics over its augmented copies, computed here."""
-    from jtex import patchbank, wct
-
-    stats = wct.exemplar_stats(vgg_params, patchbank.augmented_copies(exemplar), ENCODER_LAYER, cfg.pooling)
-    return MGAN(cfg, variables, vgg_params, stats, exemplar)
-
-
-def generate(model: MGAN, key: jax.Array, shape: tuple[int, int, int], *, noise: str | None = None) -> np.ndarray:
-    """``shape = (N, H, W)`` textures (N, H, W, 3) float32 in [0, 1] from noise; H, W multiples of 8.
-
-    Sample i decodes the noise field drawn from ``(key, i)`` alone (BatchNorm
-    in inference mode), so it does not depend on N or on the other samples.
-    ``noise``: a kind the model learnt from (default its first).
-    """
-    from jtex import noisefields
-
-    cfg = model.config
-    if cfg.photo_mode:
-        raise JtexError("this MGAN turns photos into images (jtex generate DIR --content PHOTO), not noise")
-    noise = noise or cfg.kinds[0]
-    if noise not in cfg.kinds:
-        raise JtexError(f"--noise {noise}: this model learnt from {' and '.join(cfg.kinds)} noise; use that")
-    n, h, w = (int(v) for v in shape)
-    if n < 1 or min(h, w) < STRIDE or h % STRIDE or w % STRIDE:
-        raise JtexError(f"size {w}x{h} (count {n}): use a count >= 1 and sides that are multiples of {STRIDE}")
-    words = [int(v) for v in np.ravel(np.asarray(jax.random.key_data(key))).astype(np.uint64)]
-    m = MARGIN if cfg.method == "wct" else 0
-    fields = [noisefields.field(noise, np.random.default_rng([*words, i]), h + 2 * m, w + 2 * m) for i in range(n)]
-    return _render(model, np.stack(fields), m)
-
-
-def stylize(model: MGAN, photo: np.ndarray, *, max_side: int | None = 1024) -> np.ndarray:
-    """A photo (H, W, 3) in [0, 1] through a photo MGAN: (H', W', 3), sides floored to multiples of 8.
-
-    Shrunk first when its longer side is over ``max_side`` (the authors' demo: 512).
-    """
-    from jtex import image
-
-    if not (model.config.photo_mode or model.config.method == "wct"):
-        raise JtexError("this MGAN decodes noise (trained without --content-dir): use jtex generate DIR --noise KIND")
-    x = image.from_array(photo)
-    if max_side is not None and max(x.shape[:2]) > max_side:
-        x = image.resize(x, scale=max_side / max(x.shape[:2]))
-    h, w = (x.shape[0] // STRIDE) * STRIDE, (x.shape[1] // STRIDE) * STRIDE
-    if min(h, w) < STRIDE:
-        raise JtexError(f"photo of {x.shape[1]}x{x.shape[0]} px is too small: at least {STRIDE} px a side")
-    m = MARGIN if model.config.method == "wct" else 0
-    return _render(model, np.pad(x[:h, :w], ((m, m), (m, m), (0, 0)), mode="reflect")[None], m)[0]

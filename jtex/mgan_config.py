@@ -133,6 +133,8 @@ def _flag(name: str) -> str:
 
 
 NOISE_KINDS = ("brown", "perlin")  # jtex.noisefields.KINDS, kept here so checking settings imports nothing heavy
+SPOT = "spot"  # a wct model's default noise: a Gaussian relu4_1 field drawn from the exemplar's (jtex.spotnoise)
+GENERATE_NOISE = (SPOT, *NOISE_KINDS)  # what jtex generate --noise takes
 TRAIN_NOISE = (*NOISE_KINDS, "both")
 DECODERS = ("transposed", "resize")  # jtex.decoders.UPSAMPLERS, kept here so checking settings imports nothing heavy
 METHODS = ("wct", "mdan")  # what the decoder learns: see MGANConfig.method
@@ -211,9 +213,11 @@ class MGANConfig:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        """The noise kinds the model decodes (empty for a photo model; every kind for wct)."""
+        """The noise kinds the model decodes, its default first (empty for a photo model; every kind for wct,
+        spot noise first)."""
         if self.resolved_method == "wct":
-            return NOISE_KINDS if self.noise == "both" else (self.noise, *(k for k in NOISE_KINDS if k != self.noise))
+            rest = tuple(k for k in NOISE_KINDS if k != self.noise)
+            return (SPOT, *NOISE_KINDS) if self.noise == "both" else (SPOT, self.noise, *rest)
         return () if self.photo_mode else NOISE_KINDS if self.noise == "both" else (self.noise,)
 
     def teacher(self, index: int) -> MDANConfig:

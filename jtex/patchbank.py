@@ -27,6 +27,7 @@ from jtex.discriminators import patch_grid
 
 ROTATIONS = (-10.0, 0.0, 10.0)  # degrees (the authors' pi / 18 steps)
 SCALES = (1 / 1.1, 1.0, 1.1)
+ORIGINAL = ROTATIONS.index(0.0) * len(SCALES) + SCALES.index(1.0)  # the unchanged exemplar among augmented_copies
 
 
 def inscribed_size(w: int, h: int, degrees: float) -> tuple[int, int]:

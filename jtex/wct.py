@@ -1,7 +1,7 @@
 """The whitening and colouring transform of VGG features (Li et al., NeurIPS 2017, *Universal Style Transfer via
 Feature Transforms*), for MGAN's ``method="wct"``.
 
-    s = exemplar_stats(vgg_params, copies)            # the exemplar's relu4_1 mean and covariance root
+    s = exemplar_stats(feature_maps(vgg_params, copies))    # the exemplar's relu4_1 mean and covariance root
     f = vgg.features(vgg_params, noise, ("relu4_1",))["relu4_1"]
     g = transform(f, s.mean, s.colour)                # each map whitened, then given the exemplar's statistics
 
@@ -46,12 +46,16 @@ def stats(features) -> Stats:
     return Stats(mean.astype(np.float32), colour.astype(np.float32))
 
 
-def exemplar_stats(vgg_params, copies, layer: str = "relu4_1", pooling: str = "max") -> Stats:
-    """:func:`stats` of ``layer`` over every position of every image in ``copies`` (each (H, W, 3) in [0, 1])."""
+def feature_maps(vgg_params, copies, layer: str = "relu4_1", pooling: str = "max") -> list[np.ndarray]:
+    """The ``layer`` map (h, w, C) of every image in ``copies`` (each (H, W, 3) in [0, 1])."""
     from jtex.patchbank import map_fn
 
     run = map_fn(layer, pooling)
-    maps = [np.asarray(run(vgg_params, jnp.asarray(c, jnp.float32)[None]))[0] for c in copies]
+    return [np.asarray(run(vgg_params, jnp.asarray(c, jnp.float32)[None]))[0] for c in copies]
+
+
+def exemplar_stats(maps) -> Stats:
+    """:func:`stats` over every position of every map in ``maps`` (each (h, w, C))."""
     return stats(np.concatenate([m.reshape(-1, m.shape[-1]) for m in maps]))
 
 

@@ -283,8 +283,9 @@ def test_a_wct_model_trains_on_the_exemplar_and_makes_textures(wct_run, tiny_vgg
     assert all(r["feature"] > 0 for r in _metrics(out))  # TINY_WCT's feature term is on
     assert json.loads((out / "result.json").read_text())["method"] == "wct"
     model = mgan.load(out, vgg_params=tiny_vgg)
-    assert model.config.method == "wct" and model.config.kinds == ("brown", "perlin")
+    assert model.config.method == "wct" and model.config.kinds == ("spot", "brown", "perlin")
     np.testing.assert_array_equal(model.stats.colour, trained.stats.colour)
+    np.testing.assert_array_equal(model.spots.maps[0], trained.spots.maps[0])
     four = mgan.generate(model, jax.random.key(3), (4, 40, 56), noise="perlin")
     two = mgan.generate(model, jax.random.key(3), (2, 40, 56), noise="perlin")
     np.testing.assert_allclose(two, four[:2], atol=1e-5)  # per-sample statistics and inference BatchNorm
@@ -296,12 +297,35 @@ def test_a_wct_model_trains_on_the_exemplar_and_makes_textures(wct_run, tiny_vgg
     np.testing.assert_allclose(np.quantile(four[0], q), np.quantile(ex, q), atol=0.02)
     photo = mgan.stylize(model, image.load(EXAMPLES / "photos" / "chelsea.jpg", width=70))
     assert photo.shape[1] == 64 and np.isfinite(photo).all()  # a wct model stylises photos too
+    _spot_textures_tile_and_are_per_sample(model, ex)
     (out / "exemplar.png").rename(out / "gone.png")
     try:
         with pytest.raises(JtexError, match="exemplar.png is missing"):
             mgan.load(out, vgg_params=tiny_vgg)
     finally:
         (out / "gone.png").rename(out / "exemplar.png")
+
+
+def _spot_textures_tile_and_are_per_sample(model, ex):
+    from jtex import mgan_render, spotnoise
+
+    five = mgan.generate(model, jax.random.key(3), (5, 40, 56))  # spot noise by default; two calls of CHUNK
+    assert five.shape == (5, 40, 56, 3) and np.isfinite(five).all()
+    np.testing.assert_allclose(mgan.generate(model, jax.random.key(3), (1, 40, 56)), five[:1], atol=1e-5)
+    assert np.abs(five[0] - five[4]).mean() > 1e-3
+    q = np.linspace(0.05, 0.95, 10)
+    np.testing.assert_allclose(np.quantile(five[4], q), np.quantile(ex, q), atol=0.02)
+    # The field is periodic and the decoder reaches SPOT_PAD cells: decoding it with a wider wrap gives the
+    # same pixels, so the texture is one period of an endless one (it tiles).
+    f = spotnoise.field(model.spots, jax.random.key(0), 5, 7)
+    dec = decoders.Decoder(upsample=model.config.decoder)
+
+    def wrapped(pad):
+        out = dec.apply(model.variables, jnp.pad(f, ((pad, pad), (pad, pad), (0, 0)), mode="wrap")[None])[0]
+        return np.asarray(out[8 * pad : 8 * pad + 40, 8 * pad : 8 * pad + 56])
+
+    np.testing.assert_allclose(wrapped(mgan_render.SPOT_PAD), wrapped(mgan_render.SPOT_PAD + 3), atol=1e-5)
+    assert np.abs(wrapped(mgan_render.SPOT_PAD - 1) - wrapped(mgan_render.SPOT_PAD + 3)).max() > 1e-4
 
 
 def test_a_folder_from_before_the_method_setting_resumes_as_mdan(run4, tmp_path, tiny_vgg):

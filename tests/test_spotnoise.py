@@ -1,0 +1,63 @@
+"""Spot noise in feature space: the field's mean and covariances at every lag are the exemplar map's."""
+
+import jax
+import numpy as np
+import pytest
+
+from jtex import spotnoise
+
+
+def _circular_autocovariance(t: np.ndarray, h: int, w: int, dy: int, dx: int) -> np.ndarray:
+    """sum_y t(y) t(y + lag)^T of ``t`` zero-padded onto the h x w torus: (C, C)."""
+    grid = np.zeros((h, w, t.shape[-1]))
+    grid[: t.shape[0], : t.shape[1]] = t
+    shifted = np.roll(grid, (-dy, -dx), axis=(0, 1))
+    return np.einsum("yxc,yxd->cd", grid, shifted)
+
+
+def test_the_field_has_the_maps_mean_and_covariances():
+    rng = np.random.default_rng(0)
+    m = rng.standard_normal((5, 6, 3)).cumsum(axis=1) + np.array([1.0, -2.0, 0.5])  # correlated along x
+    s = spotnoise.spots([m])
+    np.testing.assert_allclose(s.mean, m.mean(axis=(0, 1)), rtol=1e-5)
+    keys = jax.random.split(jax.random.key(1), 4000)
+    fields = np.asarray(jax.jit(jax.vmap(lambda k: spotnoise.field(s, k, 8, 9)))(keys), np.float64)
+    assert fields.shape == (4000, 8, 9, 3) and np.isfinite(fields).all()
+    t = (m - m.mean(axis=(0, 1))) / np.sqrt(30)
+    z = fields - s.mean
+    scale = np.abs(_circular_autocovariance(t, 8, 9, 0, 0)).max()
+    for dy, dx in [(0, 0), (0, 1), (1, 0), (2, 3), (7, 8)]:  # the last wraps round the torus
+        got = np.einsum("nc,nd->cd", z[:, 3, 4], z[:, (3 + dy) % 8, (4 + dx) % 9]) / len(z)
+        want = _circular_autocovariance(t, 8, 9, dy, dx)
+        np.testing.assert_allclose(got, want, atol=0.08 * scale)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=0.08 * np.sqrt(scale))  # the mean everywhere
+    # each position is alike (stationary), and a draw is seeded
+    np.testing.assert_allclose(z[:, 0, 0].var(axis=0), z[:, 5, 7].var(axis=0), rtol=0.15)
+    a = spotnoise.field(s, jax.random.key(2), 8, 9)
+    np.testing.assert_array_equal(a, spotnoise.field(s, jax.random.key(2), 8, 9))
+    assert not np.array_equal(a, spotnoise.field(s, jax.random.key(3), 8, 9))
+
+
+def test_several_maps_average_their_covariances_and_large_maps_are_cut():
+    rng = np.random.default_rng(1)
+    maps = [rng.standard_normal((4, 4, 2)) * 2.0, rng.standard_normal((6, 3, 2)) * 0.5]
+    s = spotnoise.spots(maps)
+    np.testing.assert_allclose(s.mean, np.concatenate([x.reshape(-1, 2) for x in maps]).mean(axis=0), rtol=1e-5)
+    keys = jax.random.split(jax.random.key(0), 4000)
+    z = np.asarray(jax.vmap(lambda k: spotnoise.field(s, k, 6, 6))(keys), np.float64) - s.mean
+    ts = [(x - x.mean(axis=(0, 1))) / np.sqrt(x.shape[0] * x.shape[1]) for x in maps]
+    scale = np.abs(sum(_circular_autocovariance(t, 6, 6, 0, 0) for t in ts) / 2).max()
+    for dy, dx in [(0, 0), (0, 1), (3, 2)]:
+        want = sum(_circular_autocovariance(t, 6, 6, dy, dx) for t in ts) / 2  # the maps' average
+        got = np.einsum("nc,nd->cd", z[:, 2, 2], z[:, (2 + dy) % 6, (2 + dx) % 6]) / len(z)
+        np.testing.assert_allclose(got, want, atol=0.08 * scale)
+    small = spotnoise.field(s, jax.random.key(0), 3, 2)  # both maps cut to the 3 x 2 grid
+    assert small.shape == (3, 2, 2) and np.isfinite(np.asarray(small)).all()
+
+
+def test_bad_maps_are_refused():
+    for maps in ([], [np.zeros((3, 3, 2)), np.zeros((3, 3, 4))], [np.zeros((3, 3))], [np.full((2, 2, 1), np.inf)]):
+        with pytest.raises(ValueError, match="spot noise needs"):
+            spotnoise.spots(maps)
+    flat = spotnoise.field(spotnoise.spots([np.ones((3, 3, 2))]), jax.random.key(0), 4, 4)
+    np.testing.assert_allclose(flat, 1.0)  # a constant map: its mean everywhere
