@@ -152,14 +152,6 @@ def _vgg16_swd(images: np.ndarray, exemplar: np.ndarray) -> dict:
     return out
 
 
-def _seam(img: np.ndarray) -> float:
-    """Mean |difference| across the wrap-around seams over that between neighbouring interior pixels."""
-    x = np.asarray(img, np.float64)
-    inner = (np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean()) / 2
-    wrap = (np.abs(x[0] - x[-1]).mean() + np.abs(x[:, 0] - x[:, -1]).mean()) / 2
-    return float(wrap / max(inner, 1e-12))
-
-
 def part_quality(args):
     import jax
 
@@ -184,7 +176,7 @@ def part_quality(args):
                 "method": name,
                 "vgg16_swd": swd,
                 "fine_ratio": float(np.mean([metrics.spectrum_report(ex, im)["fine_ratio"] for im in imgs])),
-                "seam": float(np.mean([_seam(im) for im in imgs])),
+                "seam": float(np.mean([metrics.seam(im) for im in imgs])),
             }
         )
     ratio = {k: rows[0]["vgg16_swd"][k] / rows[1]["vgg16_swd"][k] for k in rows[0]["vgg16_swd"]}

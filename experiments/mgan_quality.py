@@ -7,6 +7,7 @@
 
 Per model: ``--count`` textures at SIZE² from each noise kind it learnt (``jtex.mgan.generate``, seed 7),
 scored with jtex.metrics (ImageNet VGG-16 SWD at image scales 1, 1/2, 1/4, spectrum, colour; lower is better;
+the seam column: jtex.metrics.seam, about 1 where a texture tiles;
 a wct model's colour is matched to the exemplar's, so its colour column is ~0 by construction)
 against the exemplar as its teachers saw it, and averaged; beside them one Gram synthesis of that exemplar at
 SIZE² (jtex's defaults, 'same' padding; kept under runs/mgan_quality/ and reused) and the crop baseline. The
@@ -72,6 +73,7 @@ def one(model_dir: str, size: int, count: int) -> tuple[str, dict]:
         rows = metrics.report(style, list(imgs), names=[f"{kind}_{i}" for i in range(count)])
         out[kind] = {k: float(np.mean([r[k] for r in rows])) for k in KEYS}
         out[kind]["pixel_std"] = float(np.mean(imgs.std(axis=(1, 2))))
+        out[kind]["seam"] = float(np.mean([metrics.seam(im) for im in imgs]))  # ~1: the texture tiles
         out[f"{kind}_over_gram"] = {k: round(out[kind][k] / out["gram"][k], 3) for k in KEYS if out["gram"][k]}
     result = json.loads((Path(model_dir) / "result.json").read_text())
     out.update(
@@ -86,19 +88,20 @@ def markdown(res: dict) -> str:
         f"MGAN noise -> texture against Gram synthesis ({res.get('machine', '?')}, jax {res.get('jax', '?')}); "
         "VGG-16 SWD at scales 1, 1/2, 1/4, spectrum, colour: lower is better.",
         "",
-        "| model | method | decoder | rows | swd_s1 | swd_s2 | swd_s4 | spectrum | colour |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | method | decoder | rows | swd_s1 | swd_s2 | swd_s4 | spectrum | colour | seam |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in res.get("models", {}).items():
         kinds = [k for k in ("spot", "brown", "perlin") if k in e]
         for row in (*kinds, "gram", "crop"):
             method = e["settings"].get("method", "mdan")  # entries from before wct were all mdan
+            seam = f"{e[row]['seam']:.2f}" if "seam" in e[row] else ""
             lines.append(f"| {name} | {method} | {e['settings']['decoder']} | {row} | "
-                         + " | ".join(f"{e[row][k]:.3g}" for k in KEYS) + " |")  # fmt: skip
+                         + " | ".join(f"{e[row][k]:.3g}" for k in KEYS) + f" | {seam} |")  # fmt: skip
         for kind in kinds:
             r = e[f"{kind}_over_gram"]
             lines.append(
-                f"| {name} | | | **{kind} / Gram** | " + " | ".join(f"{r.get(k, 0):.2f}x" for k in KEYS) + " |"
+                f"| {name} | | | **{kind} / Gram** | " + " | ".join(f"{r.get(k, 0):.2f}x" for k in KEYS) + " | |"
             )
     return "\n".join(lines)
 

@@ -162,6 +162,16 @@ def colour(exemplar, image) -> float:
 # --------------------------------------------------------------------------
 
 
+def seam(image) -> float:
+    """How visible the wrap-around seams of an image (H, W[, C]) are: the mean absolute difference across them
+    (last row to first, last column to first) over that between neighbouring interior pixels. About 1 for an
+    image that tiles; above 1 for one whose edges do not meet."""
+    x = np.asarray(image, np.float64)
+    inner = (np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean()) / 2
+    wrap = (np.abs(x[0] - x[-1]).mean() + np.abs(x[:, 0] - x[:, -1]).mean()) / 2
+    return float(wrap / max(inner, 1e-12))
+
+
 def _row(deep: dict, spectrum_: float | None, colour_: float) -> dict:
     """One report row in column order (swd_s*, spectrum, colour, gram), rounded to 5 significant digits."""
     out = {k: v for k, v in deep.items() if k != "gram"} | {

@@ -183,3 +183,17 @@ def test_cli_bad_file_is_one_line_exit_1(tmp_path, capsys, which):
     assert cli.main(["metrics", *args]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("jtex: error:") and "bad.png" in err[0], err
+
+
+def test_seam_is_about_one_for_a_tiling_image_and_high_where_edges_do_not_meet():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:64, 0:48]
+    periodic = (
+        np.sin(2 * np.pi * x / 48)[..., None]
+        + np.cos(2 * np.pi * 3 * y / 64)[..., None]
+        + 0.1 * rng.random((64, 48, 3))
+    )
+    assert 0.5 < metrics.seam(periodic) < 1.5
+    ramp = (x / 47.0)[..., None] + y[..., None] / 63.0 + 0.05 * rng.random((64, 48, 3))  # dark corner to bright
+    assert metrics.seam(ramp) > 10
+    assert metrics.seam(np.zeros((8, 8))) == 0.0  # flat: no division by zero
