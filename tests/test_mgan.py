@@ -144,6 +144,8 @@ def test_load_generate_is_per_sample_and_seeded(run4, tiny_vgg):
     assert np.abs(brown[0] - four[0]).mean() > 1e-4
     with pytest.raises(JtexError, match="multiples of 8"):
         mgan.generate(model, jax.random.key(0), (1, 30, 32))
+    with pytest.raises(JtexError, match="--noise spot: this model decodes brown and perlin noise"):
+        mgan.generate(model, jax.random.key(0), (1, 32, 32), noise="spot")  # spot noise needs a wct model
     with pytest.raises(JtexError, match="not noise|noise"):
         mgan.stylize(model, four[0])
 
