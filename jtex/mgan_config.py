@@ -212,13 +212,17 @@ class MGANConfig:
         return bool(self.content_dir)
 
     @property
+    def train_kinds(self) -> tuple[str, ...]:
+        """The noise fields ``noise`` names: what MDAN teachers of a noise model start from."""
+        return NOISE_KINDS if self.noise == "both" else (self.noise,)
+
+    @property
     def kinds(self) -> tuple[str, ...]:
         """The noise kinds the model decodes, its default first (empty for a photo model; every kind for wct,
         spot noise first)."""
         if self.resolved_method == "wct":
-            rest = tuple(k for k in NOISE_KINDS if k != self.noise)
-            return (SPOT, *NOISE_KINDS) if self.noise == "both" else (SPOT, self.noise, *rest)
-        return () if self.photo_mode else NOISE_KINDS if self.noise == "both" else (self.noise,)
+            return (SPOT, *self.train_kinds, *(k for k in NOISE_KINDS if k not in self.train_kinds))
+        return () if self.photo_mode else self.train_kinds
 
     def teacher(self, index: int) -> MDANConfig:
         """The MDAN settings of target ``index`` (the input is its content; seeds differ per target)."""

@@ -19,7 +19,7 @@ def teacher_inputs(cfg: MGANConfig, photos=None) -> np.ndarray:
     s, out = cfg.teacher_size, []
     for i in range(cfg.teachers):
         if photos is None:
-            kind = cfg.kinds[i % len(cfg.kinds)]
+            kind = cfg.train_kinds[i % len(cfg.train_kinds)]
             out.append(noisefields.field(kind, np.random.default_rng([cfg.seed, i]), s, s))
         else:
             p = photos.photos[i % len(photos)]
