@@ -6,6 +6,7 @@ Parsing and checking the settings import no JAX, so ``--help`` and mistakes answ
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -123,29 +124,8 @@ def cmd_train(argv):
     args = train_parser().parse_args(argv)
     from jtex.mgan_config import MGANConfig
 
-    keys = (
-        "method",
-        "content_dir",
-        "noise",
-        "size",
-        "teacher_size",
-        "teachers",
-        "teacher_steps",
-        "teacher_content_weight",
-    )
-    keys += (
-        "batch",
-        "steps",
-        "lr",
-        "d_lr",
-        "adv_weight",
-        "feature_weight",
-        "decoder",
-        "exemplar_size",
-        "save_every",
-        "seed",
-    )
-    keys += ("weights",)
+    # every setting the parser has a flag for (-s/--source goes in by name), where the flag was given
+    keys = [f.name for f in dataclasses.fields(MGANConfig) if f.name != "source" and hasattr(args, f.name)]
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     cfg = MGANConfig.preset(args.preset, source=args.source, **given).validate()
     if not Path(args.source).is_file():
@@ -209,8 +189,6 @@ def cmd_generate(argv):
     model = mgan.load(args.model)
     t = time.perf_counter()
     if args.content is not None:
-        if not (model.config.photo_mode or model.config.method == "wct"):
-            raise JtexError(f"{args.model} decodes noise (trained without --content-dir); use --noise, not --content")
         result = mgan.stylize(model, image.load(args.content), max_side=args.max_size)
         out.mkdir(parents=True, exist_ok=True)
         image.save(out / f"{Path(args.content).stem}.png", result)
