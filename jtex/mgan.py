@@ -133,9 +133,13 @@ def make_step(cfg: MGANConfig, d_features: int):
     wp, wa = 1.0 / (1.0 + cfg.adv_weight), cfg.adv_weight / (1.0 + cfg.adv_weight)
 
     layers = tuple(dict.fromkeys((*(FEATURE_LAYERS if cfg.feature_weight else ()), STYLE_LAYER)))
+    # wct: the inputs are the targets (draw takes the same crops of both), so one VGG pass over them gives
+    # the decoder's relu4_1 input and the target's layers alike
+    same = cfg.method == "wct"
+    target_layers = tuple(dict.fromkeys((*layers, ENCODER_LAYER))) if same else layers
 
-    def feats(vgg_params, images):  # D's relu3_1 and, with feature_weight, the feature term's layers
-        return vgg.features(vgg_params, images, layers, pooling=cfg.pooling)
+    def feats(vgg_params, images, which=layers):  # D's relu3_1 and, with feature_weight, the feature term's
+        return vgg.features(vgg_params, images, which, pooling=cfg.pooling)
 
     def feature_term(fo, ft):  # relative MSE per layer, averaged: every layer counts alike
         if not cfg.feature_weight:
@@ -157,8 +161,8 @@ def make_step(cfg: MGANConfig, d_features: int):
     @jax.jit
     def step(state: MGANState, key, vgg_params, inputs, targets):
         x, y = draw(key, inputs, targets, cfg.batch, cfg.size)
-        enc = vgg.features(vgg_params, x, (ENCODER_LAYER,), pooling=cfg.pooling)[ENCODER_LAYER]
-        ft = feats(vgg_params, y)
+        ft = feats(vgg_params, y, target_layers)
+        enc = ft[ENCODER_LAYER] if same else feats(vgg_params, x, (ENCODER_LAYER,))[ENCODER_LAYER]
 
         def gen(gp):
             v = {"params": gp, "batch_stats": state.g_stats}
@@ -289,7 +293,7 @@ def train(cfg: MGANConfig, output_dir, *, exemplar=None, vgg_params=None, progre
 
 def _step_settings(cfg: MGANConfig) -> MGANConfig:
     """``cfg`` with what the step's computation does not depend on blanked (the cache key of :func:`make_step`)."""
-    keep = ("size", "batch", "lr", "beta1", "d_lr", "adv_weight", "feature_weight", "decoder", "pooling")
+    keep = ("method", "size", "batch", "lr", "beta1", "d_lr", "adv_weight", "feature_weight", "decoder", "pooling")
     return MGANConfig(**{k: getattr(cfg, k) for k in keep})
 
 
