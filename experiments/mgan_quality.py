@@ -3,7 +3,7 @@
     python experiments/mgan_quality.py --models runs/gravel-mgan runs/gravel-mgan-resize
     python experiments/mgan_quality.py --models runs/gravel-mgan --size 256 --count 4
     python experiments/mgan_quality.py --markdown            # the table of the results file
-    python experiments/mgan_quality.py --figure docs/mgan_wct.jpg --models DIR ...   # rows: exemplar, 2 textures, Gram
+    python experiments/mgan_quality.py --figure docs/mgan_spot.jpg --models DIR ...  # rows: exemplar, 2 textures, Gram
 
 Per model: ``--count`` textures at SIZE² from each noise kind it learnt (``jtex.mgan.generate``, seed 7),
 scored with jtex.metrics (ImageNet VGG-16 SWD at image scales 1, 1/2, 1/4, spectrum, colour; lower is better;
