@@ -44,10 +44,13 @@ def mdan_parser() -> argparse.ArgumentParser:
     a("--exemplar-size", type=int, default=d.exemplar_size, help="resize the exemplar's longer side to this")
     a("--no-augment", dest="augment", action="store_false", help="real patches from the exemplar alone, not its "
       "18 rotated, scaled and mirrored copies")  # fmt: skip
-    a("--init-scale", type=float, default=d.init_scale, help="start noise std around the exemplar's mean colour")
+    a("--gram-weight", type=float, default=d.gram_weight, help="Gram term on relu1_1 and relu2_1 (the grain the "
+      "relu3_1 patches miss), its gradient this x the adversarial gradient's norm; 0: the authors' MDAN")  # fmt: skip
+    a("--init-scale", type=float, default=d.init_scale, help="white/brown start: noise std around the mean colour")
     a("--no-match-colour", dest="match_colour", action="store_false", help="keep MDAN's own colours (flat, "
       "tinted) instead of matching the output's histogram to the exemplar's")  # fmt: skip
-    a("--init-noise", default=d.init_noise, choices=INIT_NOISE, help="unguided start: white or brown noise")
+    a("--init-noise", default=d.init_noise, choices=INIT_NOISE, help="unguided start: spot (the exemplar's "
+      "random-phase texture: its spectrum and colours), white or brown noise around its mean colour")  # fmt: skip
     a("--margin", type=int, default=d.margin, help="px optimised beyond each side and cropped (a multiple of 8)")
     a("--save-every", type=int, default=d.save_every, help="checkpoint + snapshot every N steps")
     a("--weights", default=d.weights, help="descriptor VGG-19: a named source or a converted .npz")
@@ -63,8 +66,9 @@ def cmd_mdan(argv):
     cfg = MDANConfig(
         source=args.source, content=args.content, width=args.output_width, height=args.output_height,
         steps=args.steps, lr=args.lr, d_lr=args.d_lr, d_steps=args.d_steps, d_batch=args.d_batch,
-        tv_weight=args.tv_weight, content_weight=args.content_weight, pooling=args.pooling,
-        exemplar_size=args.exemplar_size, augment=args.augment, init_scale=args.init_scale, init_noise=args.init_noise,
+        tv_weight=args.tv_weight, content_weight=args.content_weight, gram_weight=args.gram_weight,
+        pooling=args.pooling, exemplar_size=args.exemplar_size, augment=args.augment, init_scale=args.init_scale,
+        init_noise=args.init_noise,
         match_colour=args.match_colour, margin=args.margin,
         seed=args.seed,
         save_every=args.save_every, weights=args.weights,

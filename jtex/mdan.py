@@ -24,16 +24,23 @@ One step (one jitted call) is the authors' ``MDAN_wrapper.lua`` iteration:
    relu5_1 (a relative MSE, so the weight does not depend on the network's
    scale); then they are clipped to the image's range.
 
+Grain (not the authors'). The discriminator sees relu3_1 patches only, and a
+texture's finest statistics barely move its verdict: on a lunar photo kept out
+of the repository MDAN's outputs lacked the exemplar's specks and small craters
+(finest-scale SWD 2.0-2.7x a Gram synthesis'). ``gram_weight`` (1) adds the
+relative Gram distance ``sum_l |G_l - G_l*|^2 / |G_l*|^2`` at relu1_1 and
+relu2_1 (``G = F^T F / M``, the exemplar's own Grams as targets), its gradient
+scaled to ``gram_weight`` times the adversarial gradient's norm, as the content
+term's is; 0 is the authors' MDAN.
+
 Preprocessing. The pixels live in the authors' units, RGB in [-1, 1] (so
 ``lr`` 0.02 is their step), but jtex's VGG-19 is the normalised network that
 takes RGB in [0, 1] (its first layer maps to Caffe's BGR x 255 minus the
 ImageNet mean), so the pixels enter it as ``(x + 1) / 2``. The authors fed
 [-1, 1] straight into the unnormalised Caffe VGG-19 (no BGR, no x 255, no
-mean): features about 1/128 of their trained scale, biases dominating. The
-discriminator's BatchNorm and Adam's scale-free steps make the loss balance
-nearly blind to that scale; the features differ. Pooling is max (as the
-network was trained, and the authors'; average pooling measured worse),
-padding zero ('same').
+mean): features about 1/128 of their trained scale, biases dominating; D's
+BatchNorm and Adam make the loss balance nearly blind to that scale. Pooling
+is max (as trained, the authors'; average measured worse), padding zero.
 
 Colour. MDAN's discriminator normalises its features (BatchNorm), so it
 barely sees a global shift of colour or contrast: outputs come out flat and
@@ -49,9 +56,11 @@ Borders. Zero padding gives the outermost pixels odd gradients (a blue and
 orange fringe 3 px deep); as jtex's syntheses, MDAN optimises a canvas
 ``margin`` (8) px larger on every side and crops it.
 
-Unguided synthesis starts from the exemplar's mean colour plus ``init_scale``
-times unit noise (``init_noise``: white, or brown 1/f²); guided synthesis
-from the photo (resized to the output size).
+Unguided synthesis starts (``init_noise``) from the exemplar's spot noise
+(``spot``: its random-phase texture, the power spectrum and colours of the
+exemplar, :func:`start_image`) or from its mean colour plus ``init_scale``
+times unit noise (``white``, or ``brown`` 1/f²); guided synthesis from the
+photo (resized to the output size).
 """
 
 from __future__ import annotations
@@ -68,7 +77,8 @@ import numpy as np
 
 from jtex import image, training, weights
 from jtex.discriminators import FAKE, REAL, PatchDiscriminator, extract_patches, hinge_loss
-from jtex.mgan_config import CONTENT_LAYER, STYLE_LAYER, MDANConfig
+from jtex.mgan_config import CONTENT_LAYER, GRAM_LAYERS, STYLE_LAYER, MDANConfig
+from jtex.stats import gram, gram_distance
 
 __all__ = ["MDANConfig", "MDANResult", "MDANState", "mdan"]
 
@@ -145,21 +155,38 @@ def discriminator(cfg: MDANConfig, channels: int) -> PatchDiscriminator:
     return PatchDiscriminator(features=channels, size=cfg.patch)
 
 
+def start_image(cfg: MDANConfig, style: np.ndarray) -> jax.Array:
+    """The unguided start: the canvas (H, W, 3) in [0, 1] units (not yet clipped) for ``cfg.init_noise``.
+
+    ``spot``: the exemplar's asymptotic discrete spot noise (:mod:`jtex.spotnoise` on its pixels, drawn on a
+    torus at least the exemplar's size, so its whole covariance, then cut to the canvas): a Gaussian texture
+    with the exemplar's power spectrum and colour covariance. ``white``/``brown``: the exemplar's mean colour
+    plus ``init_scale`` times unit noise.
+    """
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 0)
+    h, w = cfg.canvas
+    if cfg.init_noise == "spot":
+        from jtex import spotnoise
+
+        grid = max(h, style.shape[0]), max(w, style.shape[1])
+        return spotnoise.field(spotnoise.spots([style]), key, *grid)[:h, :w]
+    if cfg.init_noise == "brown":  # 1/f² noise of unit std: structure at every scale
+        from jtex import noisefields
+
+        field = noisefields.field("brown", np.random.default_rng([cfg.seed, 0]), h, w)
+        noise = jnp.asarray((field - noisefields.MEAN) / noisefields.STD)
+    else:
+        noise = jax.random.normal(key, (h, w, 3))
+    return jnp.asarray(style.reshape(-1, 3).mean(axis=0)) + cfg.init_scale * noise
+
+
 def init_state(cfg: MDANConfig, style: np.ndarray, content: np.ndarray | None, channels: int) -> MDANState:
     """Step 0: the start pixels, a fresh discriminator (the authors' init) and both optimisers' states."""
     key = jax.random.key(cfg.seed)
     if content is not None:
         pixels = jnp.asarray(content[None] * 2.0 - 1.0)
     else:
-        mean = jnp.asarray(style.reshape(-1, 3).mean(axis=0))
-        if cfg.init_noise == "brown":  # 1/f² noise of unit std: structure at every scale
-            from jtex import noisefields
-
-            field = noisefields.field("brown", np.random.default_rng([cfg.seed, 0]), *cfg.canvas)
-            noise = jnp.asarray((field[None] - noisefields.MEAN) / noisefields.STD)
-        else:
-            noise = jax.random.normal(jax.random.fold_in(key, 0), (1, *cfg.canvas, 3))
-        pixels = jnp.clip((mean + cfg.init_scale * noise) * 2.0 - 1.0, -1.0, 1.0)
+        pixels = jnp.clip(start_image(cfg, style)[None] * 2.0 - 1.0, -1.0, 1.0)
     d = discriminator(cfg, channels)
     v = d.init(jax.random.fold_in(key, 1), jnp.zeros((2, cfg.patch, cfg.patch, channels)), train=False)
     tx, dtx = _optimizers(cfg)
@@ -169,12 +196,12 @@ def init_state(cfg: MDANConfig, style: np.ndarray, content: np.ndarray | None, c
 
 @functools.lru_cache(maxsize=8)
 def make_step(cfg: MDANConfig, channels: int):
-    """The jitted step ``(state, key, vgg_params, bank, content_target) -> (state, metrics)``.
+    """The jitted step ``(state, key, vgg_params, bank, content_target, grams) -> (state, metrics)``.
 
-    ``bank`` is a :class:`jtex.patchbank.PatchBank`; ``content_target`` the
-    photo's relu5_1 map (guided) or None. Real patches come from ``fold_in(key, i)``
-    for D step i. Cached by the settings the computation depends on (see
-    :func:`_step_settings`), so runs of one kind share one compiled program.
+    ``bank`` is a :class:`jtex.patchbank.PatchBank`; ``content_target`` the photo's relu5_1 map (guided) or
+    None; ``grams`` the exemplar's Grams at :data:`GRAM_LAYERS` (a dict; None when ``gram_weight`` is 0).
+    Real patches come from ``fold_in(key, i)`` for D step i. Cached by the settings the computation depends
+    on (see :func:`_step_settings`), so runs of one kind share one compiled program.
     """
     import optax
 
@@ -184,6 +211,8 @@ def make_step(cfg: MDANConfig, channels: int):
     exact_d = d.clone(momentum=0.0)  # its "running" statistics := the batch's
     tx, dtx = _optimizers(cfg)
     layers = (STYLE_LAYER, CONTENT_LAYER) if cfg.guided else (STYLE_LAYER,)
+    if cfg.gram_weight:
+        layers = GRAM_LAYERS + layers
 
     def feats(vgg_params, pixels):
         return vgg.features(vgg_params, to_unit(pixels), layers, pooling=cfg.pooling)
@@ -220,11 +249,16 @@ def make_step(cfg: MDANConfig, channels: int):
         diff = f[CONTENT_LAYER] - target
         return jnp.mean(diff * diff) / (jnp.mean(target * target) + 1e-12)
 
+    def gram_loss(f, grams):
+        """Sum over GRAM_LAYERS of the relative squared Gram distance (so layers weigh alike)."""
+        dist = functools.partial(gram_distance, norm="none")
+        return sum(dist(gram(f[n])[0], grams[n]) / jnp.sum(grams[n] ** 2) for n in GRAM_LAYERS)
+
     def norm(g):
         return jnp.sqrt(jnp.sum(g * g))
 
     @jax.jit
-    def step(state: MDANState, key, vgg_params, bank, target):
+    def step(state: MDANState, key, vgg_params, bank, target, grams):
         f, pull = jax.vjp(functools.partial(feats, vgg_params), state.pixels)
         fake = extract_patches(jax.lax.stop_gradient(f[STYLE_LAYER]), cfg.patch, cfg.stride)
         params, stats, d_opt = state.d_params, state.d_stats, state.d_opt_state
@@ -237,6 +271,10 @@ def make_step(cfg: MDANConfig, channels: int):
         (g_style,) = pull(gf)
         tv, g_tv = jax.value_and_grad(tv_term)(state.pixels)
         grad = g_style + cfg.tv_weight * g_tv
+        if grams is not None:  # the grain term's gradient, scaled to gram_weight times the adversarial one's norm
+            g_loss, gf = jax.value_and_grad(gram_loss)(f, grams)
+            (g_gram,) = pull(gf)
+            grad = grad + cfg.gram_weight * norm(g_style) / (norm(g_gram) + 1e-12) * g_gram
         if target is not None:  # the content gradient, scaled to content_weight times the style gradient's norm
             content, gf = jax.value_and_grad(content_loss)(f, target)
             (g_content,) = pull(gf)
@@ -254,6 +292,8 @@ def make_step(cfg: MDANConfig, channels: int):
             "style_grad": norm(g_style),
             "tv_grad": cfg.tv_weight * norm(g_tv),
         }
+        if grams is not None:
+            metrics["gram_loss"] = g_loss
         if target is not None:
             metrics["content_loss"] = content
         return MDANState(state.step + 1, pixels, params, stats, opt, d_opt), metrics
@@ -274,8 +314,12 @@ def _prepare(cfg: MDANConfig, vgg_params, style: np.ndarray, content: np.ndarray
     if content is not None:
         target = vgg.features(vgg_params, jnp.asarray(content[None]), (CONTENT_LAYER,), pooling=cfg.pooling)
         target = target[CONTENT_LAYER]
+    grams = None
+    if cfg.gram_weight:  # the exemplar's own Grams (relu1_1 and relu2_1 barely change under the augmentation)
+        f = vgg.features(vgg_params, jnp.asarray(style[None]), GRAM_LAYERS, pooling=cfg.pooling)
+        grams = {n: gram(f[n])[0] for n in GRAM_LAYERS}
     jitted = make_step(_step_settings(cfg), channels)
-    return lambda state, key: jitted(state, key, vgg_params, bank, target)
+    return lambda state, key: jitted(state, key, vgg_params, bank, target, grams)
 
 
 def _step_settings(cfg: MDANConfig) -> MDANConfig:

@@ -19,7 +19,8 @@ FEATURE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # MGAN's optional
 STYLE_LAYER = "relu3_1"  # the discriminator's neural patches (MDAN_wrapper.lua: layer 12, plus its TV module)
 CONTENT_LAYER = "relu5_1"  # the guided synthesis' content term (layer 30, plus the TV module)
 D_BATCHES = ("joint", "separate")
-INIT_NOISE = ("white", "brown")
+INIT_NOISE = ("spot", "white", "brown")  # MDAN's unguided starts; spot: the exemplar's random-phase texture
+GRAM_LAYERS = ("relu1_1", "relu2_1")  # MDAN's grain term (not the authors'): what relu3_1's patches miss
 ATOM = 8  # output sides are multiples of 8 (the authors' stand_atom); relu5_1 is then whole
 MARGIN = 8  # the canvas' extra pixels per side: keeps the VGG's zero-padding fringe out of the output
 
@@ -50,8 +51,9 @@ class MDANConfig:
     stride: int = 4
     exemplar_size: int = 256  # the exemplar's longer side is resized to this before augmenting
     augment: bool = True  # 18 copies: rotations -10, 0, 10 degrees x scales 1.1^-1, 1, 1.1 x flip
-    init_scale: float = 0.01  # unguided: start at the exemplar's mean colour plus N(0, this) (in [0, 1] units)
-    init_noise: str = "white"  # unguided start noise: white (Gaussian) or brown (1/f², jtex.noisefields)
+    gram_weight: float = 1.0  # Gram term on GRAM_LAYERS, its gradient this x the adversarial one's norm; 0: off
+    init_noise: str = "spot"  # unguided start: spot (the exemplar's spectrum and colours, jtex.spotnoise), white, brown
+    init_scale: float = 0.01  # white/brown starts: the exemplar's mean colour plus this x unit noise ([0, 1] units)
     match_colour: bool = True  # the output gets the exemplar's colour histogram (the authors: a contrast stretch)
     margin: int = MARGIN  # px optimised beyond each side, then cropped: the zero-padding frame falls outside
     seed: int = 0
@@ -62,7 +64,7 @@ class MDANConfig:
         def number(v):
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-        for name in ("lr", "beta1", "d_lr", "d_beta1", "tv_weight", "content_weight", "init_scale"):
+        for name in ("lr", "beta1", "d_lr", "d_beta1", "tv_weight", "content_weight", "gram_weight", "init_scale"):
             if not number(getattr(self, name)):
                 raise JtexError(f"{_flag(name)} must be a finite number, got {getattr(self, name)!r}")
         for name in (
@@ -100,6 +102,7 @@ class MDANConfig:
             (0 <= self.beta1 < 1 and 0 <= self.d_beta1 < 1, "beta1 and d_beta1 must be in [0, 1)"),
             (self.tv_weight >= 0, f"--tv-weight must be >= 0, got {self.tv_weight}"),
             (self.content_weight >= 0, f"--content-weight must be >= 0, got {self.content_weight}"),
+            (self.gram_weight >= 0, f"--gram-weight must be >= 0, got {self.gram_weight}"),
             (self.init_scale >= 0, f"--init-scale must be >= 0, got {self.init_scale}"),
             (1 <= self.patch <= 64 and 1 <= self.stride <= self.patch, "patch must be 1..64 and stride 1..patch"),
             (

@@ -184,6 +184,38 @@ def test_more_steps_resume_to_the_same_pixels_and_seeds_decide_them(run6, tmp_pa
     assert np.abs(other.image - again.image).mean() > 1e-3
 
 
+def test_the_spot_start_has_the_exemplars_colours_and_the_white_start_its_mean(tmp_path):
+    from jtex import image
+
+    style = image.load(EXAMPLES / "gravel.png", width=64)
+    cfg = MDANConfig(**TINY)
+    assert cfg.init_noise == "spot"
+    start = np.asarray(mdan.start_image(cfg, style))
+    assert start.shape == (80, 80, 3)  # the canvas: 8 px of margin on every side
+    np.testing.assert_allclose(start.mean(axis=(0, 1)), style.mean(axis=(0, 1)), atol=0.03)
+    np.testing.assert_allclose(start.std(axis=(0, 1)), style.std(axis=(0, 1)), rtol=0.25)  # not a flat start
+    corr = np.corrcoef(start.reshape(-1, 3).T)  # gravel's channels move together; independent noise would not
+    assert corr[0, 2] > 0.5 and np.corrcoef(style.reshape(-1, 3).T)[0, 2] > 0.5
+    np.testing.assert_array_equal(start, np.asarray(mdan.start_image(cfg, style)))  # the seed decides it
+    assert np.abs(start - np.asarray(mdan.start_image(MDANConfig(**TINY, seed=1), style))).mean() > 0.01
+    white = np.asarray(mdan.start_image(MDANConfig(**TINY, init_noise="white"), style))
+    np.testing.assert_allclose(white.std(axis=(0, 1)), 0.01, rtol=0.1)  # init_scale around the mean colour
+    grey = np.repeat(style.mean(-1, keepdims=True), 3, -1)
+    g = np.asarray(mdan.start_image(cfg, grey))
+    np.testing.assert_allclose(g[..., 0], g[..., 2], atol=1e-6)  # a grey exemplar's start is grey
+
+
+def test_the_gram_term_pulls_the_fine_grams_and_weight_0_is_the_authors_mdan(tmp_path, tiny_vgg):
+    # From a flat start, D held (d_lr ~ 0): the Gram term, scaled to 4x the adversarial gradient, brings
+    # relu1_1's and relu2_1's Grams towards the exemplar's.
+    cfg = MDANConfig(**TINY, steps=8, d_lr=1e-9, gram_weight=4.0, init_noise="white")
+    mdan.mdan(cfg, tmp_path / "g", vgg_params=tiny_vgg, progress=False)
+    g = [r["gram_loss"] for r in _metrics(tmp_path / "g")]
+    assert g[-1] < 0.7 * g[0], g
+    mdan.mdan(MDANConfig(**TINY, steps=2, gram_weight=0.0), tmp_path / "a", vgg_params=tiny_vgg, progress=False)
+    assert all("gram_loss" not in r for r in _metrics(tmp_path / "a"))
+
+
 def test_a_grey_exemplar_gives_an_exactly_grey_output(tmp_path, tiny_vgg):
     # Per-channel histogram matching alone keeps MDAN's colour specks; a grey exemplar's output is greyed first.
     from jtex import colour, image
@@ -235,6 +267,8 @@ def test_settings_mistakes_are_one_line_errors():
         (dict(source=""), "no exemplar"),
         (dict(exemplar_size=32), "--exemplar-size must be 64"),
         (dict(margin=4), "--margin must be a multiple of 8"),
+        (dict(gram_weight=-1.0), "--gram-weight must be >= 0"),
+        (dict(init_noise="pink"), "--init-noise must be one of spot, white, brown"),
     ]:
         with pytest.raises(JtexError, match=match):
             MDANConfig(**{**TINY, **bad}).validate()
