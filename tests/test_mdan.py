@@ -184,7 +184,7 @@ def test_more_steps_resume_to_the_same_pixels_and_seeds_decide_them(run6, tmp_pa
     assert np.abs(other.image - again.image).mean() > 1e-3
 
 
-def test_the_spot_start_has_the_exemplars_colours_and_the_white_start_its_mean(tmp_path):
+def test_the_spot_start_has_the_exemplars_colours_and_the_white_start_its_mean():
     from jtex import image
 
     style = image.load(EXAMPLES / "gravel.png", width=64)
