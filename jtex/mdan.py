@@ -24,14 +24,13 @@ One step (one jitted call) is the authors' ``MDAN_wrapper.lua`` iteration:
    relu5_1 (a relative MSE, so the weight does not depend on the network's
    scale); then they are clipped to the image's range.
 
-Grain (not the authors'). The discriminator sees relu3_1 patches only, and a
-texture's finest statistics barely move its verdict: on a lunar photo kept out
-of the repository MDAN's outputs lacked the exemplar's specks and small craters
-(finest-scale SWD 2.0-2.7x a Gram synthesis'). ``gram_weight`` (1) adds the
-relative Gram distance ``sum_l |G_l - G_l*|^2 / |G_l*|^2`` at relu1_1 and
-relu2_1 (``G = F^T F / M``, the exemplar's own Grams as targets), its gradient
-scaled to ``gram_weight`` times the adversarial gradient's norm, as the content
-term's is; 0 is the authors' MDAN.
+Grain (not the authors'). The discriminator sees relu3_1 patches only, and a texture's
+finest statistics barely move its verdict: on a lunar photo kept out of the repository
+MDAN's outputs lacked the exemplar's specks and small craters (finest-scale SWD 2.0-2.7x
+a Gram synthesis'). ``gram_weight`` (1) adds the relative Gram distance
+``sum_l |G_l - G_l*|^2 / |G_l*|^2`` at relu1_1 and relu2_1 (``G = F^T F / M``, the
+exemplar's own Grams as targets), its gradient scaled to ``gram_weight`` times the
+adversarial gradient's norm, as the content term's is; 0 is the authors' MDAN.
 
 Preprocessing. The pixels live in the authors' units, RGB in [-1, 1] (so
 ``lr`` 0.02 is their step), but jtex's VGG-19 is the normalised network that
@@ -56,11 +55,10 @@ Borders. Zero padding gives the outermost pixels odd gradients (a blue and
 orange fringe 3 px deep); as jtex's syntheses, MDAN optimises a canvas
 ``margin`` (8) px larger on every side and crops it.
 
-Unguided synthesis starts (``init_noise``) from the exemplar's spot noise
-(``spot``: its random-phase texture, the power spectrum and colours of the
-exemplar, :func:`start_image`) or from its mean colour plus ``init_scale``
-times unit noise (``white``, or ``brown`` 1/f²); guided synthesis from the
-photo (resized to the output size).
+Unguided synthesis starts (``init_noise``) from the exemplar's spot noise (``spot``: its
+random-phase texture, with its power spectrum and colours; :func:`start_image`) or from its
+mean colour plus ``init_scale`` times unit noise (``white``, or ``brown`` 1/f²); guided
+synthesis from the photo (resized to the output size).
 """
 
 from __future__ import annotations
@@ -257,6 +255,10 @@ def make_step(cfg: MDANConfig, channels: int):
     def norm(g):
         return jnp.sqrt(jnp.sum(g * g))
 
+    def scaled(g, weight, ref):
+        """A term's pixel gradient ``g`` rescaled to ``weight`` times the norm of ``ref`` (the adversarial one's)."""
+        return weight * norm(ref) / (norm(g) + 1e-12) * g
+
     @jax.jit
     def step(state: MDANState, key, vgg_params, bank, target, grams):
         f, pull = jax.vjp(functools.partial(feats, vgg_params), state.pixels)
@@ -271,14 +273,12 @@ def make_step(cfg: MDANConfig, channels: int):
         (g_style,) = pull(gf)
         tv, g_tv = jax.value_and_grad(tv_term)(state.pixels)
         grad = g_style + cfg.tv_weight * g_tv
-        if grams is not None:  # the grain term's gradient, scaled to gram_weight times the adversarial one's norm
+        if grams is not None:
             g_loss, gf = jax.value_and_grad(gram_loss)(f, grams)
-            (g_gram,) = pull(gf)
-            grad = grad + cfg.gram_weight * norm(g_style) / (norm(g_gram) + 1e-12) * g_gram
-        if target is not None:  # the content gradient, scaled to content_weight times the style gradient's norm
+            grad = grad + scaled(pull(gf)[0], cfg.gram_weight, g_style)
+        if target is not None:
             content, gf = jax.value_and_grad(content_loss)(f, target)
-            (g_content,) = pull(gf)
-            grad = grad + cfg.content_weight * norm(g_style) / (norm(g_content) + 1e-12) * g_content
+            grad = grad + scaled(pull(gf)[0], cfg.content_weight, g_style)
         updates, opt = tx.update(grad, state.opt_state, state.pixels)
         pixels = jnp.clip(optax.apply_updates(state.pixels, updates), -1.0, 1.0)
         metrics = {
