@@ -32,6 +32,7 @@ def versions() -> dict:
     import optax
 
     import jtex
+    from jtex import onednn
 
     dev = jax.devices()[0]
     return {
@@ -45,6 +46,7 @@ def versions() -> dict:
         "platform": platform.platform(),
         "device": f"{dev.platform}: {dev.device_kind}",
         "device_count": jax.device_count(),
+        "conv": onednn.status(),
     }
 
 

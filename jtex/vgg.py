@@ -238,10 +238,16 @@ def features(
     wanted = set(names)
     order = layer_sequence(params)
     last = max(order.index(n) for n in names)
-    out = {}
     x = preprocess(params, images)
     if dtype is not None:
         x = x.astype(dtype)
+    convs_run = [n for n in order[: last + 1] if n.startswith("conv")]
+    from jtex import onednn
+
+    shrinks = padding == "valid" and min(output_size(*images.shape[1:3], order[last], padding)) < 1
+    if not shrinks and onednn.usable(x.dtype, [params[n]["kernel"].shape[3] for n in convs_run]):
+        return _features_onednn(params, x, order[: last + 1], names, padding, pooling)
+    out = {}
     # 'valid' is computed exactly, but faster: each conv runs as a 'same' conv on
     # the whole map and the valid part -- `trim` pixels in from every side,
     # untouched by the zero padding -- is cut out only where it is needed (before
@@ -262,6 +268,31 @@ def features(
         if name in wanted:
             out[name] = _crop(x, trim)
     return {n: out[n] for n in names}
+
+
+def _features_onednn(params, x, order, names, padding, pooling) -> dict:
+    """:func:`features` through oneDNN's convolutions (see :mod:`jtex.onednn`): the same maps.
+
+    Maps after the first convolution are blocked, (N * C/16, H, W, 16), on which padding, ReLU and
+    pooling act as on NHWC; 'valid' runs as oneDNN's own unpadded convolution.
+    """
+    import jax
+
+    from jtex import onednn
+
+    n, wanted, out, blocked = x.shape[0], set(names), {}, False
+    for name in order:
+        if name.startswith("conv"):
+            k, b = params[name]["kernel"], params[name]["bias"]
+            x = onednn.conv(_pad(x, padding), k.astype(x.dtype), b.astype(x.dtype), int(padding == "same"), blocked)
+            blocked = True
+        elif name.startswith("relu"):
+            x = jax.nn.relu(x)
+        else:
+            x = pool(x, pooling)
+        if name in wanted:
+            out[name] = onednn.to_nhwc(x, n) if blocked else x
+    return {name: out[name] for name in names}
 
 
 def _crop(x, t: int):

@@ -13,8 +13,15 @@ from jtex.config import SynthConfig
 CASES = [("avg", (2, 203, 150), ("pool1", "relu3_2")), ("max", (1, 131, 177), ("relu1_1", "relu2_1", "relu4_1"))]
 
 
+@pytest.mark.parametrize("conv", ["xla", "auto"])
 @pytest.mark.parametrize("pooling,shape,layers", CASES)
-def test_tiled_grams_and_gradients_equal_the_whole_image(pooling, shape, layers):
+def test_tiled_grams_and_gradients_equal_the_whole_image(pooling, shape, layers, conv, monkeypatch):
+    # With oneDNN's Winograd convolutions (jtex.onednn; "auto" where it builds) rounding depends on where
+    # its 4x4 output tiles fall, which differs between a tile and the whole image; on this random, unnormalised
+    # network (maps of 1e8) that reaches 1e-3 of the largest gradient: a looser bound, still far below what a
+    # wrong tile or seam gives (order 1).
+    monkeypatch.setenv("JTEX_CONV", conv)
+    grad_tol = 1e-5 if conv == "xla" else 5e-3
     params = vgg.init_params(jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), shape + (3,))
 
@@ -31,7 +38,7 @@ def test_tiled_grams_and_gradients_equal_the_whole_image(pooling, shape, layers)
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6 * float(jnp.max(jnp.abs(a))))
     loss = lambda fn: lambda x: sum(jnp.sum(g * g) for g in fn(x))  # noqa: E731
     ga, gb = jax.grad(loss(whole))(x), jax.grad(loss(tiled))(x)
-    np.testing.assert_allclose(gb, ga, atol=1e-5 * float(jnp.max(jnp.abs(ga))))
+    np.testing.assert_allclose(gb, ga, atol=grad_tol * float(jnp.max(jnp.abs(ga))))
 
 
 def test_only_valid_gram_levels_larger_than_two_tiles_are_tiled():
