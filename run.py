@@ -2,7 +2,7 @@
 
 import sys
 
-from jtex.cli import main
+from jtex.cli import console
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

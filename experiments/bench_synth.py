@@ -579,6 +579,10 @@ def main():
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--markdown", action="store_true", help="print the README tables from the results file")
     args = ap.parse_args()
+    if not args.child and not args.markdown:
+        from jtex import runtime
+
+        runtime.restart_with_hugepages()  # as the jtex command does; every part (and a peer) inherits it
     if args.markdown:
         print(markdown(json.loads(RESULTS.read_text())))
         return

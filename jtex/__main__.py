@@ -2,6 +2,6 @@
 
 import sys
 
-from jtex.cli import main
+from jtex.cli import console
 
-sys.exit(main())
+sys.exit(console())

@@ -360,6 +360,14 @@ def cmd_sweep(argv):
     print(f"jtex: wrote {out}/ ({len(rows)} points: sweep.csv, sweep.json, sheet.png, point_NNN/)")
 
 
+def console() -> int:
+    """The ``jtex`` command, ``run.py`` and ``python -m jtex``: :func:`main`, in a process with huge pages."""
+    from jtex import runtime
+
+    runtime.restart_with_hugepages()
+    return main()
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in SUBCOMMANDS else "synth"

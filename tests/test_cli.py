@@ -215,3 +215,31 @@ def test_second_process_on_a_busy_folder_exits_1_and_the_first_finishes(tmp_path
     finally:
         assert first.wait(timeout=300) == 0, first.stderr.read()
     assert (out / "result.json").is_file() and (out / "output.png").is_file()
+
+
+def _restarts(env_extra: dict) -> list[str]:
+    """Lines printed by a process that calls the entry points' restart, with a clean environment plus env_extra."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "JTEX_HUGEPAGES")} | env_extra
+    code = (
+        "import os, sys\nprint('start', flush=True)\nfrom jtex import runtime\n"
+        "runtime.restart_with_hugepages()\nprint('tunables', os.environ.get('GLIBC_TUNABLES'))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    return r.stdout.splitlines()
+
+
+def test_the_command_restarts_once_with_huge_pages():
+    """glibc's huge-page tunable (jtex.runtime): added once, the user's tunables kept, off with JTEX_HUGEPAGES=0."""
+    from jtex import runtime
+
+    if runtime.hugepage_env() is None and "glibc.malloc.hugetlb" not in __import__("os").environ.get(
+        "GLIBC_TUNABLES", ""
+    ):
+        pytest.skip("no glibc >= 2.35 with transparent huge pages here")
+    assert _restarts({}) == ["start", "start", "tunables glibc.malloc.hugetlb=1"]
+    mine = "glibc.malloc.check=0"
+    assert _restarts({"GLIBC_TUNABLES": mine})[-1] == f"tunables {mine}:glibc.malloc.hugetlb=1"
+    assert _restarts({"JTEX_HUGEPAGES": "0"}) == ["start", "tunables None"]
+    assert _restarts({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) == ["start", "tunables glibc.malloc.hugetlb=0"]
