@@ -148,6 +148,11 @@ def optimise(problem: Problem, run_dir=None, *, progress: bool = True):
     need, have = problem.memory
     if progress and need:
         print(f"jtex: memory estimate {need / 2**30:.2f} GiB ({have / 2**30:.1f} GiB free)", file=sys.stderr)
+    if progress:
+        from jtex import onednn
+
+        if tip := onednn.hint():
+            print(f"jtex: {tip}", file=sys.stderr)
     bar = tqdm(
         total=cfg.max_iter * len(problem.stages),
         disable=not progress,

@@ -134,6 +134,16 @@ def status() -> str:
     return _load()[1]
 
 
+def hint() -> str | None:
+    """A one-line tip when XLA's convolutions run on CPU only because oneDNN could not be built, else None."""
+    if mode() != "auto" or jax.default_backend() != "cpu" or _load()[0]:
+        return None
+    return (
+        f"convolutions: {status()}; with oneDNN (Debian/Ubuntu: apt-get install libdnnl-dev g++) "
+        "CPU synthesis runs about 2x faster (README: Install)"
+    )
+
+
 def usable(dtype, couts) -> bool:
     """Whether a float32 forward pass on the CPU backend with these output channel counts runs here."""
     import jax.numpy as jnp

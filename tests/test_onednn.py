@@ -129,3 +129,13 @@ def test_required_but_missing_is_an_error_in_a_fresh_process(tmp_path):
     env = {"JTEX_CONV": "onednn", "JTEX_CACHE_DIR": str(tmp_path), "CXX": str(tmp_path / "nope")}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "JTEX_CONV=onednn but oneDNN convolutions are unavailable" in r.stderr
+
+
+def test_the_tip_names_the_fix_only_when_it_applies(monkeypatch):
+    monkeypatch.setenv("JTEX_CONV", "xla")
+    assert onednn.hint() is None  # the user's own choice: no tip
+    monkeypatch.setenv("JTEX_CONV", "auto")
+    monkeypatch.setattr(onednn, "_load", lambda: (False, "xla (oneDNN unavailable: oneDNN not found)"))
+    assert "apt-get install libdnnl-dev" in onednn.hint() and "oneDNN not found" in onednn.hint()
+    monkeypatch.setattr(onednn, "_load", lambda: (True, "onednn 2.6.3 (winograd)"))
+    assert onednn.hint() is None
