@@ -27,6 +27,8 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -172,29 +174,41 @@ ffi::Error shape_of(ffi::Span<const int64_t> x, ffi::Span<const int64_t> k, ffi:
   return ffi::Error::Success();
 }
 
+// Runs body, turning oneDNN's and allocation errors into FFI errors (XLA raises them in Python).
+template <typename Body>
+ffi::Error guarded(const char* what, Body body) {
+  try {
+    body();
+  } catch (const dnnl::error& e) {
+    return ffi::Error::Internal(std::string("jtex onednn ") + what + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    return ffi::Error::Internal(std::string("jtex onednn ") + what + ": out of memory");
+  }
+  return ffi::Error::Success();
+}
+
+// Executes a cached primitive on args plus the kernel (in the primitive's layout) and our scratchpad; waits.
+template <typename P>
+void run(P& p, const Shape& s, float* kernel, std::unordered_map<int, memory> args) {
+  stream st(cpu());
+  args[DNNL_ARG_WEIGHTS] = weights(p.pd.weights_desc(), s, kernel, st);
+  args[DNNL_ARG_SCRATCHPAD] = scratch(p.pd.scratchpad_desc());
+  p.prim.execute(st, args);
+  st.wait();
+}
+
 ffi::Error ConvForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> k, ffi::Buffer<ffi::F32> b,
                        ffi::ResultBuffer<ffi::F32> y, int64_t pad, int64_t cin, bool blocked, bool winograd) {
   Shape s;
   if (auto e = shape_of(x.dimensions(), k.dimensions(), y->dimensions(), pad, cin, blocked, &s); e.failure())
     return e;
-  try {
+  return guarded("forward", [&] {
     auto f = cached(s, winograd, forward_cache, mu);
-    stream st(cpu());
-    memory src(f->pd.src_desc(), cpu(), x.typed_data()), bias(f->pd.bias_desc(), cpu(), b.typed_data()),
-        dst(f->pd.dst_desc(), cpu(), y->typed_data());
-    memory wei = weights(f->pd.weights_desc(), s, k.typed_data(), st);
-    f->prim.execute(st, {{DNNL_ARG_SRC, src},
-                         {DNNL_ARG_WEIGHTS, wei},
-                         {DNNL_ARG_BIAS, bias},
-                         {DNNL_ARG_DST, dst},
-                         {DNNL_ARG_SCRATCHPAD, scratch(f->pd.scratchpad_desc())}});
-    st.wait();
-  } catch (const dnnl::error& e) {
-    return ffi::Error::Internal(std::string("jtex onednn forward: ") + e.what());
-  } catch (const std::bad_alloc&) {
-    return ffi::Error::Internal("jtex onednn forward: out of memory");
-  }
-  return ffi::Error::Success();
+    run(*f, s, k.typed_data(),
+        {{DNNL_ARG_SRC, memory(f->pd.src_desc(), cpu(), x.typed_data())},
+         {DNNL_ARG_BIAS, memory(f->pd.bias_desc(), cpu(), b.typed_data())},
+         {DNNL_ARG_DST, memory(f->pd.dst_desc(), cpu(), y->typed_data())}});
+  });
 }
 
 ffi::Error ConvBackward(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> k, ffi::ResultBuffer<ffi::F32> dx,
@@ -202,46 +216,31 @@ ffi::Error ConvBackward(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> k, ffi::
   Shape s;
   if (auto e = shape_of(dx->dimensions(), k.dimensions(), dy.dimensions(), pad, cin, blocked, &s); e.failure())
     return e;
-  try {
+  return guarded("backward", [&] {
     auto bw = cached(s, winograd, backward_cache, mu);
-    stream st(cpu());
-    memory ddst(bw->pd.diff_dst_desc(), cpu(), dy.typed_data()), dsrc(bw->pd.diff_src_desc(), cpu(), dx->typed_data());
-    memory wei = weights(bw->pd.weights_desc(), s, k.typed_data(), st);
-    bw->prim.execute(st, {{DNNL_ARG_DIFF_DST, ddst},
-                          {DNNL_ARG_WEIGHTS, wei},
-                          {DNNL_ARG_DIFF_SRC, dsrc},
-                          {DNNL_ARG_SCRATCHPAD, scratch(bw->pd.scratchpad_desc())}});
-    st.wait();
-  } catch (const dnnl::error& e) {
-    return ffi::Error::Internal(std::string("jtex onednn backward: ") + e.what());
-  } catch (const std::bad_alloc&) {
-    return ffi::Error::Internal("jtex onednn backward: out of memory");
-  }
-  return ffi::Error::Success();
+    run(*bw, s, k.typed_data(),
+        {{DNNL_ARG_DIFF_DST, memory(bw->pd.diff_dst_desc(), cpu(), dy.typed_data())},
+         {DNNL_ARG_DIFF_SRC, memory(bw->pd.diff_src_desc(), cpu(), dx->typed_data())}});
+  });
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JtexOnednnConvFwd, ConvForward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad")
-                                  .Attr<int64_t>("cin")
-                                  .Attr<bool>("blocked")
-                                  .Attr<bool>("winograd"));
+// Both handlers' attributes, in the order of their C++ parameters.
+template <typename Binding>
+auto attributes(Binding binding) {
+  return std::move(binding)
+      .template Attr<int64_t>("pad")
+      .template Attr<int64_t>("cin")
+      .template Attr<bool>("blocked")
+      .template Attr<bool>("winograd");
+}
 
+using F32 = ffi::Buffer<ffi::F32>;
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JtexOnednnConvFwd, ConvForward,
+                              attributes(ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JtexOnednnConvBwd, ConvBackward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad")
-                                  .Attr<int64_t>("cin")
-                                  .Attr<bool>("blocked")
-                                  .Attr<bool>("winograd"));
+                              attributes(ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Ret<F32>()));
 
 extern "C" int jtex_onednn_version() {
   const dnnl_version_t* v = dnnl_version();
