@@ -67,11 +67,12 @@ def _compiler() -> str | None:
     return os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
 
 
-def _key(include: str) -> str:
+def _key(include: str, cxx: str | None) -> str:
+    """Source, jaxlib, oneDNN's version header (absent: another key), the XLA headers' and the compiler's paths."""
     import jaxlib
 
     h = hashlib.sha256(SOURCE.read_bytes())
-    h.update(jaxlib.__version__.encode())
+    h.update(f"{jaxlib.__version__}|{cxx}".encode())
     for header in ("/usr/include/oneapi/dnnl/dnnl_version.h", "/usr/local/include/oneapi/dnnl/dnnl_version.h"):
         if os.path.isfile(header):
             h.update(Path(header).read_bytes())
@@ -81,11 +82,13 @@ def _key(include: str) -> str:
 
 def _build() -> Path:
     """The compiled library's path, compiling it on first use; raises RuntimeError saying why not."""
-    include = jax.ffi.include_dir()
-    out = native_dir() / _key(include) / "libjtex_onednn.so"
+    include, cxx = jax.ffi.include_dir(), _compiler()
+    out = native_dir() / _key(include, cxx) / "libjtex_onednn.so"
+    failed = out.with_name("failed.txt")  # a failed build is not retried until oneDNN's headers change the key
     if out.is_file():
         return out
-    cxx = _compiler()
+    if failed.is_file():
+        raise RuntimeError(failed.read_text().strip())
     if cxx is None or shutil.which(cxx) is None:
         raise RuntimeError(f"no C++ compiler{f' {cxx!r}' if cxx else ''} (set CXX or install g++)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +102,7 @@ def _build() -> Path:
             first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[:200])
             if "dnnl.hpp" in r.stderr or "-ldnnl" in r.stderr or "cannot find" in r.stderr:
                 first = "oneDNN not found (Debian/Ubuntu: apt-get install libdnnl-dev)"
+            failed.write_text(first + "\n")
             raise RuntimeError(first)
         os.replace(tmp, out)
     finally:

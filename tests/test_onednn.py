@@ -139,3 +139,18 @@ def test_the_tip_names_the_fix_only_when_it_applies(monkeypatch):
     assert "apt-get install libdnnl-dev" in onednn.hint() and "oneDNN not found" in onednn.hint()
     monkeypatch.setattr(onednn, "_load", lambda: (True, "onednn 2.6.3 (winograd)"))
     assert onednn.hint() is None
+
+
+def test_a_failed_build_is_remembered_until_the_headers_change(monkeypatch, tmp_path):
+    """A compiler that fails (here: a fake one) is tried once per key, not on every run."""
+    fake = tmp_path / "fake-cxx"
+    fake.write_text("#!/bin/sh\necho 'fatal error: oneapi/dnnl/dnnl.hpp: No such file or directory' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("JTEX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", str(fake))
+    with pytest.raises(RuntimeError, match="apt-get install libdnnl-dev"):
+        onednn._build()
+    fake.write_text("#!/bin/sh\nexit 3\n")  # would fail differently if it ran again
+    with pytest.raises(RuntimeError, match="apt-get install libdnnl-dev"):
+        onednn._build()
+    assert len(list((tmp_path / "cache").rglob("failed.txt"))) == 1
