@@ -105,7 +105,7 @@ def cache_dir() -> Path:
 
 
 def cache_enabled() -> bool:
-    return os.environ.get("JTEX_COMPILATION_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return not _off("JTEX_COMPILATION_CACHE")
 
 
 def configure() -> None:

@@ -244,7 +244,7 @@ def features(
     convs_run = [n for n in order[: last + 1] if n.startswith("conv")]
     from jtex import onednn
 
-    shrinks = padding == "valid" and min(output_size(*images.shape[1:3], order[last], padding)) < 1
+    shrinks = padding == "valid" and min(output_size(*images.shape[1:3], order[last], padding, arch_of(params))) < 1
     if not shrinks and onednn.usable(x.dtype, [params[n]["kernel"].shape[3] for n in convs_run]):
         return _features_onednn(params, x, order[: last + 1], names, padding, pooling)
     out = {}
@@ -290,8 +290,8 @@ def _features_onednn(params, x, order, names, padding, pooling) -> dict:
             x = jax.nn.relu(x)
         else:
             x = pool(x, pooling)
-        if name in wanted:
-            out[name] = onednn.to_nhwc(x, n) if blocked else x
+        if name in wanted:  # every layer comes after conv1_1, so its map is blocked
+            out[name] = onednn.to_nhwc(x, n)
     return {name: out[name] for name in names}
 
 
@@ -300,13 +300,13 @@ def _crop(x, t: int):
     return x[:, t : x.shape[1] - t, t : x.shape[2] - t] if t else x
 
 
-def output_size(h: int, w: int, layer: str, padding: str = "same") -> tuple[int, int]:
+def output_size(h: int, w: int, layer: str, padding: str = "same", arch: str = "vgg19") -> tuple[int, int]:
     """Spatial size of a layer's output for an (h, w) input, in plain Python.
 
     Used to reject too-small inputs before compiling: with ``valid`` padding a
     map can shrink to nothing (Snelgrove's code then silently returned NaN).
     """
-    for name in layer_sequence("vgg19"):
+    for name in layer_sequence(arch):
         if name.startswith("conv") and padding == "valid":
             h, w = h - 2, w - 2
         elif name.startswith("pool"):
