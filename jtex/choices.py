@@ -9,6 +9,7 @@ PADDINGS = ("valid", "same", "reflect", "circular")  # VGG and pyramid padding
 POOLINGS = ("avg", "max")
 NORMS = ("batch", "instance")  # Texture Networks' normalisation
 UPSAMPLES = ("nearest", "bilinear")  # Texture Networks' x2 upsampling of the coarser stream
+TEXNET_LOSSES = ("gatys", "multiscale", "swd")  # Texture Networks' training losses (jtex.texnet_config)
 COMPUTE_DTYPES = ("float32", "bfloat16")  # VGG convolutions; Grams accumulate in float32
 GRAM_NORMS = ("snelgrove", "gatys", "none")
 JOIN_MODES = ("average", "max", "log_euclidean", "affine_invariant")

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from jtex.choices import NORMS, UPSAMPLES
+from jtex.choices import NORMS, TEXNET_LOSSES, UPSAMPLES
 from jtex.errors import JtexError
 
 
@@ -28,8 +28,9 @@ def train_parser() -> argparse.ArgumentParser:
     a("--batch", type=int, default=None)
     a("--steps", type=int, default=None, help="train up to this many steps (more than a finished run: go on)")
     a("--lr", type=float, default=None)
-    a("--loss", default=None, choices=("gatys", "multiscale"), help="gatys: Grams of relu1_1..relu5_1 (the paper's); "
-      "multiscale: Snelgrove's pool1 + relu3_2 over a 4-octave pyramid")  # fmt: skip
+    a("--loss", default=None, choices=TEXNET_LOSSES, help="gatys: Grams of relu1_1..relu5_1 (the paper's); "
+      "multiscale: Snelgrove's pool1 + relu3_2 over a 4-octave pyramid; swd: Heitz et al.'s sliced "
+      "Wasserstein distance on relu1_1..relu5_1")  # fmt: skip
     a("--norm", default=None, choices=NORMS, help="batch (the paper's) or instance (Improved TN)")
     a("--upsample", default=None, choices=UPSAMPLES, help="the coarser stream's x2 upsampling: nearest (the "
       "paper's) or bilinear (on the torus)")  # fmt: skip

@@ -19,6 +19,11 @@ are the engine's (:mod:`jtex.objective`):
 * ``multiscale``: Snelgrove's objective (pool1 + relu3_2, Gram / (C H W),
   summed over a 4-octave Gaussian pyramid of each sample), which the original
   authors never paired with a generator.
+* ``swd``: the sliced Wasserstein loss of Heitz et al. (CVPR 2021), who
+  trained this generator with it: on relu1_1 .. relu5_1, each sample's
+  channel vectors projected on C random unit directions (C the layer's
+  width), drawn afresh every step, sorted and compared with the exemplar's
+  (at most 16384 of its positions), weight 1 per layer.
 
 A stylisation network (``content_dir`` set) also takes a photo, average-pooled
 to every scale beside the noise, and its loss adds ``content_weight`` times the
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -116,7 +122,7 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     did not normalise its content term, so its weights (style 1e3, content
     0.6-0.8, unnormalised Caffe VGG) do not carry over.
     """
-    from jtex import pyramid, stats, vgg
+    from jtex import losses, pyramid, stats, vgg
 
     scfg = cfg.synth_config()
     targets = objective.targets(vgg_params, [exemplar], scfg, separate=False)
@@ -126,12 +132,17 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     def norm(f, scale=1.0):
         return _l1_normalised_gradient(f, scale) if cfg.normalize_gradients else f
 
-    def loss(x, content=None):
+    def loss(x, content=None, key=None):
         texture = content_term = 0.0
         for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
             want = spec.layers + ((CONTENT_LAYER,) if content is not None and o == 0 else ())
             feats = vgg.features(vgg_params, level, want, padding=spec.vgg_padding, pooling=spec.pooling)
             for l, name in enumerate(spec.layers):
+                if cfg.loss == "swd":  # C directions per layer, redrawn every step (Heitz et al.)
+                    d = losses.distance("swd", norm(feats[name]), targets[o][l]["swd"], norm=spec.gram, mul=scfg.mul,
+                                        key=jax.random.fold_in(key, 16 * o + l), projections=1)  # fmt: skip
+                    texture = texture + layer_w[l] * d
+                    continue
                 g = stats.gram(norm(feats[name]), norm=spec.gram)
                 want_g = scfg.mul * targets[o][l]["gram"]["gram"]
                 texture = texture + layer_w[l] * stats.gram_distance(g, want_g, norm=spec.gram)
@@ -157,19 +168,19 @@ def make_step(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray, photos=None):
     model, texture = cfg.generator(), _loss_fn(cfg, vgg_params, exemplar)
     tx = _optimizer(cfg)
 
-    def loss_fn(params, batch_stats, noise, content):
+    def loss_fn(params, batch_stats, noise, content, key):
         out, upd = model.apply(
             {"params": params, "batch_stats": batch_stats}, noise, content, train=True, mutable=["batch_stats"]
         )
         x = generators.to_image(out)
-        tex, con = texture(x, content)
+        tex, con = texture(x, content, key)
         return jnp.mean(tex + con), (upd.get("batch_stats", {}), x, jnp.mean(con))
 
     @jax.jit
     def jitted(state: TrainState, key, content):
         noise = generators.draw_noise(key, cfg.batch, cfg.size, cfg.size, scales=cfg.scales, depth=cfg.noise_depth)
         (loss, (stats, x, con)), g = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, noise, content
+            state.params, state.batch_stats, noise, content, jax.random.fold_in(key, 1)
         )
         updates, opt_state = tx.update(g, state.opt_state, state.params)
         metrics = {
@@ -247,6 +258,9 @@ def train(
     from jtex import rundir
 
     cfg = cfg.validate()
+    if cfg.norm == "batch" and cfg.batch == 1 and progress:
+        print("jtex: note: batch norm over a batch of 1 is instance norm in training, but samples use averaged "
+              "statistics; --norm instance samples what was trained", file=sys.stderr)  # fmt: skip
     ex = load_exemplar(cfg, exemplar)
     vgg_params, wmeta = weights.resolve_given(cfg.weights, vgg_params)
     settings = cfg.settings() | {

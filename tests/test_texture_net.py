@@ -208,7 +208,37 @@ def test_config_mistakes_are_one_line_errors():
         texture_net.TexNetConfig(loss="l1").validate()
     with pytest.raises(JtexError, match="unknown preset"):
         texture_net.TexNetConfig.preset("fast")
-    assert texture_net.TexNetConfig.preset("quick").size == 128
+    quick = texture_net.TexNetConfig.preset("quick")
+    assert (quick.size, quick.batch, quick.norm) == (256, 1, "instance")
+    style = texture_net.TexNetConfig.preset("quick", content_dir="photos")
+    assert (style.size, style.batch, style.norm) == (128, 4, "batch")
+    assert texture_net.TexNetConfig.preset("quick", content_dir="photos", batch=2).batch == 2  # flags win
+
+
+def test_the_swd_loss_redraws_its_directions_and_trains(tmp_path, tiny_vgg):
+    # Heitz et al.'s sliced Wasserstein loss: per sample, directions drawn from the step's key; it ranks a
+    # crop of the exemplar above noise, and a few Adam steps lower it.
+    cfg = texture_net.TexNetConfig(**TINY, loss="swd", steps=6)
+    ex = texture_net.load_exemplar(cfg)
+    loss = texture_net._loss_fn(cfg, tiny_vgg, ex)
+    noise = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+    a, b, c = (np.asarray(loss(noise, None, jax.random.key(k))[0]) for k in (1, 1, 2))
+    assert a.shape == (2,) and np.all(np.isfinite(a))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    crop = jnp.asarray(ex[None, :32, :32])
+    assert float(loss(crop, None, jax.random.key(1))[0][0]) < 0.5 * float(a.min())
+    texture_net.train(cfg, tmp_path, vgg_params=tiny_vgg, progress=False)
+    m = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert m[-1]["loss"] < m[0]["loss"]
+
+
+def test_batch_norm_over_one_sample_gets_a_note(tmp_path, tiny_vgg, capsys):
+    cfg = texture_net.TexNetConfig(**{**TINY, "batch": 1}, steps=1)
+    texture_net.train(cfg, tmp_path / "bn", vgg_params=tiny_vgg, progress=True)
+    assert "--norm instance samples what was trained" in capsys.readouterr().err
+    texture_net.train(dataclasses.replace(cfg, norm="instance"), tmp_path / "in", vgg_params=tiny_vgg, progress=True)
+    assert "--norm instance" not in capsys.readouterr().err
 
 
 def test_load_refuses_a_folder_without_a_generator(tmp_path):
@@ -232,7 +262,7 @@ def test_cli_trains_and_samples(tmp_path):
             "-q"]  # fmt: skip
     assert cli.main(argv) == 0
     settings = json.loads((run / "config.json").read_text())["settings"]
-    assert (settings["channels"], settings["upsample"]) == (4, "bilinear")
+    assert (settings["channels"], settings["upsample"], settings["norm"]) == (4, "bilinear", "instance")
     assert (
         cli.main(["sample", str(run), "--size", "48", "32", "--count", "3", "--output-dir", str(tmp_path / "s")]) == 0
     )
