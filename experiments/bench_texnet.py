@@ -293,6 +293,8 @@ def main():
         return
     import jax
 
+    import jtex  # noqa: F401  (sets jtex's XLA:CPU flag, read when the backend starts: before jax.devices())
+
     dev = jax.devices()[0]
     device = f"{dev.platform}: {dev.device_kind}"
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
