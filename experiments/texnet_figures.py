@@ -53,8 +53,8 @@ def main():
         cells = []
         for m in args.model:
             net = texture_net.load(m)
-            ex = image.load(Path(m) / "exemplar.png")
-            opt = _optimisation(Path(args.against), net, ex)
+            ex = texture_net.load_exemplar(net.config)  # the array bench_texnet keyed its baseline by
+            opt = _optimisation(Path(args.against), net.config.source, ex)
             cells += [ex, *texture_net.sample(net, jax.random.key(123), (2, 256, 256)), opt]
         image.save(docs / f"texnet_{args.name}.jpg", figures.contact_sheet(cells, columns=4))
         return
@@ -87,14 +87,11 @@ def main():
     print(f"256² sample {t256:.3f} s, 1024² sample {t1024:.3f} s; wrote docs/texnet_{args.name}*.png")
 
 
-def _optimisation(work: Path, net, ex: np.ndarray) -> np.ndarray:
-    """The first optimisation synthesis ``bench_texnet.py --parts quality`` kept in ``work`` for this model."""
+def _optimisation(work: Path, source: str, ex: np.ndarray) -> np.ndarray:
+    """The first optimisation synthesis ``bench_texnet.py --parts quality`` kept in ``work`` for this exemplar."""
     from bench_texnet import optimisation_baseline
 
-    from jtex import texture_net
-
-    source = net.config.source
-    _, cached = optimisation_baseline(source, texture_net.load_exemplar(net.config), str(work))
+    _, cached = optimisation_baseline(source, ex, str(work))
     if not cached.exists():
         raise SystemExit(f"no optimisation synthesis of {source} in {work}; run bench_texnet --parts quality first")
     with np.load(cached) as z:

@@ -122,12 +122,13 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     did not normalise its content term, so its weights (style 1e3, content
     0.6-0.8, unnormalised Caffe VGG) do not carry over.
     """
-    from jtex import losses, pyramid, stats, vgg
+    from jtex import losses, pyramid, vgg
 
     scfg = cfg.synth_config()
     targets = objective.targets(vgg_params, [exemplar], scfg, separate=False)
     spec = objective.output_spec(scfg)
     layer_w = objective.layer_weights(scfg)
+    kind = scfg.loss[0][0]  # the one statistic (weight 1): gram, or swd for --loss swd
 
     def norm(f, scale=1.0):
         return _l1_normalised_gradient(f, scale) if cfg.normalize_gradients else f
@@ -138,14 +139,11 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
             want = spec.layers + ((CONTENT_LAYER,) if content is not None and o == 0 else ())
             feats = vgg.features(vgg_params, level, want, padding=spec.vgg_padding, pooling=spec.pooling)
             for l, name in enumerate(spec.layers):
-                if cfg.loss == "swd":  # C directions per layer, redrawn every step (Heitz et al.)
-                    d = losses.distance("swd", norm(feats[name]), targets[o][l]["swd"], norm=spec.gram, mul=scfg.mul,
-                                        key=jax.random.fold_in(key, 16 * o + l), projections=1)  # fmt: skip
-                    texture = texture + layer_w[l] * d
-                    continue
-                g = stats.gram(norm(feats[name]), norm=spec.gram)
-                want_g = scfg.mul * targets[o][l]["gram"]["gram"]
-                texture = texture + layer_w[l] * stats.gram_distance(g, want_g, norm=spec.gram)
+                # swd's directions are redrawn every step (Heitz et al.), from the step's key
+                k = jax.random.fold_in(key, 16 * o + l) if kind == "swd" else None
+                d = losses.distance(kind, norm(feats[name]), targets[o][l][kind], norm=spec.gram, mul=scfg.mul, key=k,
+                                    projections=spec.swd_projections)  # fmt: skip
+                texture = texture + layer_w[l] * d
             if content is not None and o == 0:
                 target = vgg.features(vgg_params, content, (CONTENT_LAYER,), padding=spec.vgg_padding,
                                       pooling=spec.pooling)[CONTENT_LAYER]  # fmt: skip
