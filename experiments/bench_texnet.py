@@ -183,7 +183,7 @@ def part_quality(args):
             opt_images, opt_s = z["images"], float(z["seconds"])
     else:
         t = time.perf_counter()
-        res = synth.run(cfg, Path(args.work) / "optimisation", progress=False, overwrite=True)
+        res = synth.run(cfg, cached.with_suffix(""), progress=False, overwrite=True)  # own folder: studies run at once
         opt_images, opt_s = np.asarray(res.images, np.float32), time.perf_counter() - t
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cached, images=opt_images, seconds=opt_s)
@@ -297,18 +297,20 @@ def main():
 
     dev = jax.devices()[0]
     device = f"{dev.platform}: {dev.device_kind}"
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    entry = results.get(device, {})
-    entry["machine"] = f"{device}, {__import__('os').cpu_count()} CPU cores"
-    entry["jax"] = jax.__version__
     for part in args.parts:
         t = time.perf_counter()
+        value = PARTS[part](args)
+        # read the file again after the part's minutes: another study may have written an entry meanwhile
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        entry = results.get(device, {})
+        entry["machine"] = f"{device}, {__import__('os').cpu_count()} CPU cores"
+        entry["jax"] = jax.__version__
         if part == "quality":  # one entry per exemplar
             q = entry.get("quality", {})
             q = {Path(q["source"]).stem: q} if "rows" in q else q
-            entry["quality"] = q | {args.name or Path(args.source).stem: PARTS[part](args)}
+            entry["quality"] = q | {args.name or Path(args.source).stem: value}
         else:
-            entry[part] = PARTS[part](args)
+            entry[part] = value
         print(f"[{part}: {time.perf_counter() - t:.0f} s]", flush=True)
         results[device] = entry
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,10 @@ def train_parser() -> argparse.ArgumentParser:
     a("--loss", default=None, choices=TEXNET_LOSSES, help="gatys: Grams of relu1_1..relu5_1 (the paper's); "
       "multiscale: Snelgrove's pool1 + relu3_2 over a 4-octave pyramid; swd: Heitz et al.'s sliced "
       "Wasserstein distance on relu1_1..relu5_1")  # fmt: skip
+    a("--octaves", type=int, default=None, help="gatys/swd: the loss sees the sample and its Gaussian pyramid, "
+      "this many octaves (1, the paper's: the sample alone; 3 also matches structure 2x and 4x as large)")  # fmt: skip
+    a("--octave-weight", type=float, default=None, help="octave o of the loss counts this to the power o "
+      "(default 1; quick: 0.5, so the sample's own scale leads)")  # fmt: skip
     a("--norm", default=None, choices=NORMS, help="batch (the paper's) or instance (Improved TN)")
     a("--upsample", default=None, choices=UPSAMPLES, help="the coarser stream's x2 upsampling: nearest (the "
       "paper's) or bilinear (on the torus)")  # fmt: skip
@@ -66,8 +70,8 @@ def cmd_train(argv):
         raise JtexError(f"--content-dir {args.content_dir}: no such folder; give a folder of photos")
     from jtex import texture_net
 
-    keys = ("size", "batch", "steps", "lr", "loss", "norm", "upsample", "scales", "channels", "exemplar_size")
-    keys += ("save_every", "seed")
+    keys = ("size", "batch", "steps", "lr", "loss", "octaves", "octave_weight", "norm", "upsample", "scales")
+    keys += ("channels", "exemplar_size", "save_every", "seed")
     keys += ("weights", "normalize_gradients", "content_dir", "content_weight")
     cfg = texture_net.TexNetConfig.preset(args.preset, source=args.source, **{k: getattr(args, k) for k in keys})
     net = texture_net.train(cfg, args.output_dir, progress=not args.quiet, overwrite=args.overwrite)

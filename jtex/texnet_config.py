@@ -33,6 +33,8 @@ class TexNetConfig:
     lr_decay: float = 0.8
     decay_every: int = 300
     loss: str = "gatys"
+    octaves: int = 1  # gatys / swd: the loss sees this many octaves of the sample's Gaussian pyramid (1: the paper's)
+    octave_weight: float = 1.0  # octave o of the loss counts octave_weight ** o (its gradient's L1 norm too)
     norm: str = "batch"
     upsample: str = "nearest"  # the coarser stream's x2 upsampling: nearest (the paper's) or bilinear
     scales: int = 6
@@ -51,14 +53,24 @@ class TexNetConfig:
         "paper": {},
         # One 256^2 sample a step, the exemplar's size, so the generator learns structure as large as the
         # exemplar's; instance norm, as batch norm over one sample is instance norm in training and only
-        # instance norm samples the function trained. 1200 steps (lr x0.8 every 250): about 15 minutes on
-        # 2 CPU cores with oneDNN (0.7 s a step). See the README's held-out table for what each part brings.
-        "quick": dict(size=256, batch=1, norm="instance", steps=1200, decay_every=250, save_every=200),
+        # instance norm samples the function trained; the loss over 3 octaves at weight 0.5, for the coarse
+        # scales. 1200 steps (lr x0.8 every 250): 18-19 minutes on 2 CPU cores with oneDNN (0.84-0.92 s a
+        # step). See the README's held-out table for what each part brings.
+        "quick": dict(
+            size=256,
+            batch=1,
+            norm="instance",
+            octaves=3,
+            octave_weight=0.5,
+            steps=1200,
+            decay_every=250,
+            save_every=200,
+        ),
     }
     # With --content-dir: the v1 stylisation script's batch 4 and 3000 steps; quick: 128^2 crops, batch 4.
     STYLE_PRESETS = {
         "paper": {"batch": 4, "steps": 3000},
-        "quick": {"size": 128, "batch": 4, "norm": "batch", "steps": 400, "decay_every": 150, "save_every": 50},
+        "quick": dict(size=128, batch=4, norm="batch", octaves=1, steps=400, decay_every=150, save_every=50),
     }
 
     @classmethod
@@ -67,7 +79,13 @@ class TexNetConfig:
             raise JtexError(f"unknown preset {name!r}; use one of {', '.join(cls.PRESETS)}")
         given = {k: v for k, v in overrides.items() if v is not None}
         style = cls.STYLE_PRESETS[name] if given.get("content_dir") else {}
-        return cls(**{**cls.PRESETS[name], **style, **given}).validate()
+        kw = {**cls.PRESETS[name], **style, **given}
+        if "octaves" not in given:  # a preset's pyramid: as many of its octaves as --size and --loss allow
+            fit = max(1, (kw.get("size", cls.size) // 32).bit_length())
+            kw["octaves"] = 1 if kw.get("loss", cls.loss) == "multiscale" else min(kw.get("octaves", 1), fit)
+        if "octave_weight" not in given and kw.get("loss", cls.loss) == "multiscale":
+            kw["octave_weight"] = 1.0  # Snelgrove's equal octaves
+        return cls(**kw).validate()
 
     def validate(self) -> TexNetConfig:
         m = 2 ** (self.scales - 1)
@@ -82,6 +100,7 @@ class TexNetConfig:
             (self.save_every >= 1 and self.decay_every >= 1, "--save-every and decay_every must be at least 1"),
             (np.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}"),
             (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
+            (0 < self.octave_weight <= 4, f"--octave-weight must be in (0, 4], got {self.octave_weight}"),
             (32 <= self.exemplar_size <= 4096, f"--exemplar-size must be 32..4096, got {self.exemplar_size}"),
             (1 <= self.channels <= 128, f"--channels must be 1..128, got {self.channels}"),
             (self.noise_depth >= 1, "noise_depth must be at least 1"),
@@ -93,6 +112,11 @@ class TexNetConfig:
         for ok, message in checks:
             if not ok:
                 raise JtexError(message)
+        if self.loss == "multiscale" and self.octaves != 1:
+            raise JtexError("--octaves is for --loss gatys or swd; multiscale always sees 4 octaves")
+        if not 1 <= self.octaves <= 4 or self.size >> (self.octaves - 1) < 32:
+            raise JtexError(f"--octaves must be 1..4 and leave the coarsest octave 32 px or more, got {self.octaves} "
+                            f"at --size {self.size}")  # fmt: skip
         if self.loss == "multiscale" and self.size < 64:
             raise JtexError("--loss multiscale needs --size 64 or more (4 octaves)")
         return self
@@ -116,9 +140,9 @@ class TexNetConfig:
             from jtex import vgg
 
             w = tuple(1.0 / vgg.channels(layer) ** 2 for layer in PAPER_LAYERS)
-            kw = dict(layers=PAPER_LAYERS, layer_weights=w, octaves=1)
+            kw = dict(layers=PAPER_LAYERS, layer_weights=w, octaves=self.octaves)
         elif self.loss == "swd":
-            kw = dict(layers=PAPER_LAYERS, octaves=1, loss=(("swd", 1.0),), swd_projections=1)
+            kw = dict(layers=PAPER_LAYERS, octaves=self.octaves, loss=(("swd", 1.0),), swd_projections=1)
         else:
             kw = dict(layers=(2, 7), octaves=4)
         return SynthConfig(

@@ -25,6 +25,11 @@ are the engine's (:mod:`jtex.objective`):
   width), drawn afresh every step, sorted and compared with the exemplar's
   (at most 16384 of its positions), weight 1 per layer.
 
+With ``octaves`` > 1, ``gatys`` and ``swd`` are also taken on the sample's
+Gaussian pyramid (circular) against the exemplar's, each octave with every
+layer at weight 1: the coarser octaves see structure 2x, 4x, ... as large as
+relu5_1 does at full size. ``quick`` uses 3; the paper used 1.
+
 A stylisation network (``content_dir`` set) also takes a photo, average-pooled
 to every scale beside the noise, and its loss adds ``content_weight`` times the
 mean squared difference of relu4_2 maps of output and photo (see :func:`_loss_fn`).
@@ -101,7 +106,8 @@ _l1_normalised_gradient.defvjp(
 )
 
 CONTENT_LAYER = "relu4_2"
-ADDED = {"upsample": "nearest"}  # settings newer than some run folders, with the value those were trained with
+# settings newer than some run folders, with the value those were trained with
+ADDED = {"upsample": "nearest", "octaves": 1, "octave_weight": 1.0}
 
 
 def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
@@ -137,13 +143,14 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
         texture = content_term = 0.0
         for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
             want = spec.layers + ((CONTENT_LAYER,) if content is not None and o == 0 else ())
+            w_o = cfg.octave_weight**o
             feats = vgg.features(vgg_params, level, want, padding=spec.vgg_padding, pooling=spec.pooling)
             for l, name in enumerate(spec.layers):
                 # swd's directions are redrawn every step (Heitz et al.), from the step's key
                 k = jax.random.fold_in(key, 16 * o + l) if kind == "swd" else None
-                d = losses.distance(kind, norm(feats[name]), targets[o][l][kind], norm=spec.gram, mul=scfg.mul, key=k,
-                                    projections=spec.swd_projections)  # fmt: skip
-                texture = texture + layer_w[l] * d
+                d = losses.distance(kind, norm(feats[name], w_o), targets[o][l][kind], norm=spec.gram, mul=scfg.mul,
+                                    key=k, projections=spec.swd_projections)  # fmt: skip
+                texture = texture + w_o * layer_w[l] * d
             if content is not None and o == 0:
                 target = vgg.features(vgg_params, content, (CONTENT_LAYER,), padding=spec.vgg_padding,
                                       pooling=spec.pooling)[CONTENT_LAYER]  # fmt: skip

@@ -209,9 +209,16 @@ def test_config_mistakes_are_one_line_errors():
     with pytest.raises(JtexError, match="unknown preset"):
         texture_net.TexNetConfig.preset("fast")
     quick = texture_net.TexNetConfig.preset("quick")
-    assert (quick.size, quick.batch, quick.norm) == (256, 1, "instance")
+    assert (quick.size, quick.batch, quick.norm, quick.octaves) == (256, 1, "instance", 3)
+    # quick's pyramid keeps its coarsest octave 32 px or more; multiscale has its own; an explicit --octaves is checked
+    octaves = {s: texture_net.TexNetConfig.preset("quick", size=s).octaves for s in (32, 64, 96, 128, 512)}
+    assert octaves == {32: 1, 64: 2, 96: 2, 128: 3, 512: 3}
+    multiscale = texture_net.TexNetConfig.preset("quick", loss="multiscale")
+    assert (multiscale.octaves, multiscale.octave_weight, quick.octave_weight) == (1, 1.0, 0.5)
+    with pytest.raises(JtexError, match="coarsest octave 32 px"):
+        texture_net.TexNetConfig.preset("quick", size=64, octaves=3)
     style = texture_net.TexNetConfig.preset("quick", content_dir="photos")
-    assert (style.size, style.batch, style.norm) == (128, 4, "batch")
+    assert (style.size, style.batch, style.norm, style.octaves) == (128, 4, "batch", 1)
     assert texture_net.TexNetConfig.preset("quick", content_dir="photos", batch=2).batch == 2  # flags win
 
 
@@ -231,6 +238,32 @@ def test_the_swd_loss_redraws_its_directions_and_trains(tmp_path, tiny_vgg):
     texture_net.train(cfg, tmp_path, vgg_params=tiny_vgg, progress=False)
     m = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert m[-1]["loss"] < m[0]["loss"]
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.5])
+def test_the_gram_loss_over_octaves_adds_the_coarser_octaves_terms(tiny_vgg, weight):
+    # --octaves 2: the paper's Gram loss on the sample, plus --octave-weight times the same loss on its
+    # (circular) pyramid reduction against the exemplar's reduction, which sees structure twice as large.
+    from jtex import objective, pyramid
+
+    cfg2 = texture_net.TexNetConfig(**{**TINY, "size": 64}, octaves=2, octave_weight=weight)
+    cfg1 = dataclasses.replace(cfg2, octaves=1)
+    ex = texture_net.load_exemplar(cfg2)
+    scfg = cfg2.synth_config()
+    assert scfg.octaves == 2 and cfg1.synth_config().octaves == 1
+    ex_pad, x_pad = objective.exemplar_spec(scfg).pyr_padding, objective.output_spec(scfg).pyr_padding
+    ex_coarse = np.asarray(pyramid.gaussian(jnp.asarray(ex[None]), 2, padding=ex_pad)[1][0])
+    x = jax.random.uniform(jax.random.key(0), (2, 64, 64, 3))
+    x_coarse = pyramid.gaussian(x, 2, padding=x_pad)[1]
+    both = texture_net._loss_fn(cfg2, tiny_vgg, ex)(x)[0]
+    fine = texture_net._loss_fn(cfg1, tiny_vgg, ex)(x)[0]
+    coarse = texture_net._loss_fn(cfg1, tiny_vgg, ex_coarse)(x_coarse)[0]
+    assert float(coarse.min()) > 0
+    np.testing.assert_allclose(both, fine + weight * coarse, rtol=1e-4)
+    with pytest.raises(JtexError, match="--octaves is for --loss gatys or swd"):
+        dataclasses.replace(cfg2, loss="multiscale").validate()
+    with pytest.raises(JtexError, match="coarsest octave 32 px"):
+        dataclasses.replace(cfg2, octaves=3).validate()
 
 
 def test_batch_norm_over_one_sample_gets_a_note(tmp_path, tiny_vgg, capsys):
@@ -259,10 +292,11 @@ def test_cli_trains_and_samples(tmp_path):
     run = tmp_path / "run"
     argv = ["train-texnet", "-s", TINY["source"], "--output-dir", str(run), "--size", "32", "--scales", "3",
             "--channels", "4", "--batch", "1", "--steps", "2", "--exemplar-size", "64", "--upsample", "bilinear",
-            "-q"]  # fmt: skip
+            "--octave-weight", "0.25", "-q"]  # fmt: skip
     assert cli.main(argv) == 0
     settings = json.loads((run / "config.json").read_text())["settings"]
     assert (settings["channels"], settings["upsample"], settings["norm"]) == (4, "bilinear", "instance")
+    assert (settings["octaves"], settings["octave_weight"]) == (1, 0.25)  # quick's pyramid, cut to --size 32
     assert (
         cli.main(["sample", str(run), "--size", "48", "32", "--count", "3", "--output-dir", str(tmp_path / "s")]) == 0
     )
