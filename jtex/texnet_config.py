@@ -70,7 +70,9 @@ class TexNetConfig:
     # With --content-dir: the v1 stylisation script's batch 4 and 3000 steps; quick: 128^2 crops, batch 4.
     STYLE_PRESETS = {
         "paper": {"batch": 4, "steps": 3000},
-        "quick": dict(size=128, batch=4, norm="batch", octaves=1, steps=400, decay_every=150, save_every=50),
+        "quick": dict(
+            size=128, batch=4, norm="batch", octaves=1, octave_weight=1.0, steps=400, decay_every=150, save_every=50
+        ),
     }
 
     @classmethod

@@ -26,9 +26,10 @@ are the engine's (:mod:`jtex.objective`):
   (at most 16384 of its positions), weight 1 per layer.
 
 With ``octaves`` > 1, ``gatys`` and ``swd`` are also taken on the sample's
-Gaussian pyramid (circular) against the exemplar's, each octave with every
-layer at weight 1: the coarser octaves see structure 2x, 4x, ... as large as
-relu5_1 does at full size. ``quick`` uses 3; the paper used 1.
+Gaussian pyramid (circular) against the exemplar's, every layer at every
+octave, octave o weighted ``octave_weight ** o``: the coarser octaves see
+structure 2x, 4x, ... as large as relu5_1 does at full size. ``quick`` uses 3
+octaves at weight 0.5; the paper used 1.
 
 A stylisation network (``content_dir`` set) also takes a photo, average-pooled
 to every scale beside the noise, and its loss adds ``content_weight`` times the

@@ -218,7 +218,7 @@ def test_config_mistakes_are_one_line_errors():
     with pytest.raises(JtexError, match="coarsest octave 32 px"):
         texture_net.TexNetConfig.preset("quick", size=64, octaves=3)
     style = texture_net.TexNetConfig.preset("quick", content_dir="photos")
-    assert (style.size, style.batch, style.norm, style.octaves) == (128, 4, "batch", 1)
+    assert (style.size, style.batch, style.norm, style.octaves, style.octave_weight) == (128, 4, "batch", 1, 1.0)
     assert texture_net.TexNetConfig.preset("quick", content_dir="photos", batch=2).batch == 2  # flags win
 
 
