@@ -21,6 +21,11 @@ LOSSES = TEXNET_LOSSES
 PAPER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
+def octaves_that_fit(size: int) -> int:
+    """How many octaves of a ``size`` px sample's pyramid keep the coarsest 32 px or more (1, the sample, at least)."""
+    return max(1, (size // 32).bit_length())
+
+
 @dataclass(frozen=True)
 class TexNetConfig:
     """Everything that decides what a training run computes (``save_every`` and ``steps`` aside)."""
@@ -82,11 +87,11 @@ class TexNetConfig:
         given = {k: v for k, v in overrides.items() if v is not None}
         style = cls.STYLE_PRESETS[name] if given.get("content_dir") else {}
         kw = {**cls.PRESETS[name], **style, **given}
+        multiscale = kw.get("loss", cls.loss) == "multiscale"  # Snelgrove's own 4 equal octaves
         if "octaves" not in given:  # a preset's pyramid: as many of its octaves as --size and --loss allow
-            fit = max(1, (kw.get("size", cls.size) // 32).bit_length())
-            kw["octaves"] = 1 if kw.get("loss", cls.loss) == "multiscale" else min(kw.get("octaves", 1), fit)
-        if "octave_weight" not in given and kw.get("loss", cls.loss) == "multiscale":
-            kw["octave_weight"] = 1.0  # Snelgrove's equal octaves
+            kw["octaves"] = 1 if multiscale else min(kw.get("octaves", 1), octaves_that_fit(kw.get("size", cls.size)))
+        if "octave_weight" not in given and multiscale:
+            kw["octave_weight"] = 1.0
         return cls(**kw).validate()
 
     def validate(self) -> TexNetConfig:
@@ -116,7 +121,7 @@ class TexNetConfig:
                 raise JtexError(message)
         if self.loss == "multiscale" and self.octaves != 1:
             raise JtexError("--octaves is for --loss gatys or swd; multiscale always sees 4 octaves")
-        if not 1 <= self.octaves <= 4 or self.size >> (self.octaves - 1) < 32:
+        if not 1 <= self.octaves <= 4 or self.octaves > octaves_that_fit(self.size):
             raise JtexError(f"--octaves must be 1..4 and leave the coarsest octave 32 px or more, got {self.octaves} "
                             f"at --size {self.size}")  # fmt: skip
         if self.loss == "multiscale" and self.size < 64:
