@@ -35,8 +35,6 @@ def train_parser() -> argparse.ArgumentParser:
       "this many octaves (1, the paper's: the sample alone; 3 also matches structure 2x and 4x as large)")  # fmt: skip
     a("--octave-weight", type=float, default=None, help="octave o of the loss counts this to the power o "
       "(default 1; quick: 0.5, so the sample's own scale leads)")  # fmt: skip
-    a("--octave-layers", type=int, default=None, help="the coarser octaves take the loss at this many of the "
-      "deepest layers (default 5: relu1_1..relu5_1; 2: relu4_1 and relu5_1)")  # fmt: skip
     a("--norm", default=None, choices=NORMS, help="batch (the paper's) or instance (Improved TN)")
     a("--upsample", default=None, choices=UPSAMPLES, help="the coarser stream's x2 upsampling: nearest (the "
       "paper's) or bilinear (on the torus)")  # fmt: skip
@@ -73,7 +71,7 @@ def cmd_train(argv):
     from jtex import texture_net
 
     keys = ("size", "batch", "steps", "lr", "loss", "octaves", "octave_weight", "norm", "upsample", "scales")
-    keys += ("octave_layers", "channels", "exemplar_size", "save_every", "seed")
+    keys += ("channels", "exemplar_size", "save_every", "seed")
     keys += ("weights", "normalize_gradients", "content_dir", "content_weight")
     cfg = texture_net.TexNetConfig.preset(args.preset, source=args.source, **{k: getattr(args, k) for k in keys})
     net = texture_net.train(cfg, args.output_dir, progress=not args.quiet, overwrite=args.overwrite)

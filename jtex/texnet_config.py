@@ -40,7 +40,6 @@ class TexNetConfig:
     loss: str = "gatys"
     octaves: int = 1  # gatys / swd: the loss sees this many octaves of the sample's Gaussian pyramid (1: the paper's)
     octave_weight: float = 1.0  # octave o of the loss counts octave_weight ** o (its gradient's L1 norm too)
-    octave_layers: int = 5  # the coarser octaves' loss takes this many of the deepest layers (5: all of them)
     norm: str = "batch"
     upsample: str = "nearest"  # the coarser stream's x2 upsampling: nearest (the paper's) or bilinear
     scales: int = 6
@@ -91,8 +90,8 @@ class TexNetConfig:
         multiscale = kw.get("loss", cls.loss) == "multiscale"  # Snelgrove's own 4 equal octaves
         if "octaves" not in given:  # a preset's pyramid: as many of its octaves as --size and --loss allow
             kw["octaves"] = 1 if multiscale else min(kw.get("octaves", 1), octaves_that_fit(kw.get("size", cls.size)))
-        if multiscale:  # the pyramid settings are gatys/swd's
-            kw.update({k: v for k, v in (("octave_weight", 1.0), ("octave_layers", 5)) if k not in given})
+        if "octave_weight" not in given and multiscale:
+            kw["octave_weight"] = 1.0
         return cls(**kw).validate()
 
     def validate(self) -> TexNetConfig:
@@ -109,10 +108,6 @@ class TexNetConfig:
             (np.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}"),
             (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
             (0 < self.octave_weight <= 4, f"--octave-weight must be in (0, 4], got {self.octave_weight}"),
-            (
-                1 <= self.octave_layers <= len(PAPER_LAYERS),
-                f"--octave-layers must be 1..{len(PAPER_LAYERS)}, got {self.octave_layers}",
-            ),
             (32 <= self.exemplar_size <= 4096, f"--exemplar-size must be 32..4096, got {self.exemplar_size}"),
             (1 <= self.channels <= 128, f"--channels must be 1..128, got {self.channels}"),
             (self.noise_depth >= 1, "noise_depth must be at least 1"),
@@ -124,10 +119,8 @@ class TexNetConfig:
         for ok, message in checks:
             if not ok:
                 raise JtexError(message)
-        if self.loss == "multiscale" and (self.octaves != 1 or self.octave_layers != len(PAPER_LAYERS)):
-            raise JtexError(
-                "--octaves and --octave-layers are for --loss gatys or swd; multiscale always sees 4 octaves"
-            )
+        if self.loss == "multiscale" and self.octaves != 1:
+            raise JtexError("--octaves is for --loss gatys or swd; multiscale always sees 4 octaves")
         if not 1 <= self.octaves <= 4 or self.octaves > octaves_that_fit(self.size):
             raise JtexError(f"--octaves must be 1..4 and leave the coarsest octave 32 px or more, got {self.octaves} "
                             f"at --size {self.size}")  # fmt: skip

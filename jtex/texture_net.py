@@ -108,7 +108,7 @@ _l1_normalised_gradient.defvjp(
 
 CONTENT_LAYER = "relu4_2"
 # settings newer than some run folders, with the value those were trained with
-ADDED = {"upsample": "nearest", "octaves": 1, "octave_weight": 1.0, "octave_layers": 5}
+ADDED = {"upsample": "nearest", "octaves": 1, "octave_weight": 1.0}
 
 
 def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
@@ -147,8 +147,6 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
             w_o = cfg.octave_weight**o
             feats = vgg.features(vgg_params, level, want, padding=spec.vgg_padding, pooling=spec.pooling)
             for l, name in enumerate(spec.layers):
-                if o > 0 and l < len(spec.layers) - cfg.octave_layers:
-                    continue  # the coarser octaves: the deepest octave_layers layers only
                 # swd's directions are redrawn every step (Heitz et al.), from the step's key
                 k = jax.random.fold_in(key, 16 * o + l) if kind == "swd" else None
                 d = losses.distance(kind, norm(feats[name], w_o), targets[o][l][kind], norm=spec.gram, mul=scfg.mul,
