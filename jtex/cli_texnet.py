@@ -34,7 +34,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--octaves", type=int, default=None, help="gatys/swd: the loss sees the sample and its Gaussian pyramid, "
       "this many octaves (1, the paper's: the sample alone; 3 also matches structure 2x and 4x as large)")  # fmt: skip
     a("--octave-weight", type=float, default=None, help="octave o of the loss counts this to the power o "
-      "(default 1; quick: 0.5, so the sample's own scale leads)")  # fmt: skip
+      "(default 1; quick: 0.5, so the sample's own scale leads; with multiscale: its own 4 octaves, 1 unless "
+      "given)")  # fmt: skip
     a("--norm", default=None, choices=NORMS, help="batch (the paper's) or instance (Improved TN)")
     a("--upsample", default=None, choices=UPSAMPLES, help="the coarser stream's x2 upsampling: nearest (the "
       "paper's) or bilinear (on the torus)")  # fmt: skip

@@ -215,6 +215,8 @@ def test_config_mistakes_are_one_line_errors():
     assert octaves == {32: 1, 64: 2, 96: 2, 128: 3, 512: 3}
     multiscale = texture_net.TexNetConfig.preset("quick", loss="multiscale")
     assert (multiscale.octaves, multiscale.octave_weight, quick.octave_weight) == (1, 1.0, 0.5)
+    # an explicit --octave-weight with multiscale weighs Snelgrove's 4 octaves (README), so it is kept
+    assert texture_net.TexNetConfig.preset("quick", loss="multiscale", octave_weight=0.5).octave_weight == 0.5
     with pytest.raises(JtexError, match="coarsest octave 32 px"):
         texture_net.TexNetConfig.preset("quick", size=64, octaves=3)
     style = texture_net.TexNetConfig.preset("quick", content_dir="photos")
