@@ -69,10 +69,10 @@ def finetune(model, args, score) -> dict:
     import optax
     from flax import linen as nn
 
-    from jtex import spotnoise, texture_net
+    from jtex import texture_net
     from jtex.decoders import STRIDE, UPSAMPLERS, WIDTHS
     from jtex.discriminators import batch_norm, conv_init
-    from jtex.mgan_render import SPOT_PAD
+    from jtex.mgan_render import SPOT_PAD, wrapped_field
     from jtex.texnet_config import TexNetConfig
 
     cfg = model.config
@@ -98,8 +98,7 @@ def finetune(model, args, score) -> dict:
 
     def render(params, keys, side):
         def one(k):
-            f = spotnoise.field(model.spots, k, side // STRIDE, side // STRIDE)
-            f = jnp.pad(f, ((SPOT_PAD, SPOT_PAD), (SPOT_PAD, SPOT_PAD), (0, 0)), mode="wrap")
+            f = wrapped_field(model.spots, k, side // STRIDE, side // STRIDE)
             return dec.apply({"params": params, "batch_stats": stats}, f[None], jax.random.fold_in(k, 99))[0]
 
         return (jax.vmap(one)(keys)[:, m : m + side, m : m + side] + 1.0) / 2.0

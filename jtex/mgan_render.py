@@ -82,15 +82,19 @@ def decode(variables, vgg_params, images, cfg: MGANConfig, stats=None) -> np.nda
     return np.asarray(_decode_jit(variables, vgg_params, x, cfg.pooling, cfg.decoder, stats))
 
 
-@functools.partial(jax.jit, static_argnames=("h", "w", "upsample"))
-def _spot_jit(variables, spots, keys, h, w, upsample):
+def wrapped_field(spots, key, h: int, w: int) -> jax.Array:
+    """A spot-noise field on the (h, w) relu4_1 grid, wrapped :data:`SPOT_PAD` cells onto each side: the
+    decoder's input for one texture (jittable; decode it and crop ``SPOT_PAD * STRIDE`` px a side)."""
     from jtex import spotnoise
 
-    def one(k):
-        f = spotnoise.field(spots, k, h, w)
-        return jnp.pad(f, ((SPOT_PAD, SPOT_PAD), (SPOT_PAD, SPOT_PAD), (0, 0)), mode="wrap")
+    f = spotnoise.field(spots, key, h, w)
+    return jnp.pad(f, ((SPOT_PAD, SPOT_PAD), (SPOT_PAD, SPOT_PAD), (0, 0)), mode="wrap")
 
-    out = to_unit(Decoder(upsample=upsample).apply(variables, jax.vmap(one)(keys), train=False))
+
+@functools.partial(jax.jit, static_argnames=("h", "w", "upsample"))
+def _spot_jit(variables, spots, keys, h, w, upsample):
+    fields = jax.vmap(lambda k: wrapped_field(spots, k, h, w))(keys)
+    out = to_unit(Decoder(upsample=upsample).apply(variables, fields, train=False))
     m = SPOT_PAD * STRIDE
     return jnp.clip(out[:, m : m + h * STRIDE, m : m + w * STRIDE], 0.0, 1.0)
 
