@@ -6,8 +6,9 @@
 
 Parts (each size in its own process, so its peak memory is its own):
   generate  seconds for one texture from noise at 256², 512², 1024² with a wct model (a noise model's default),
-            median of 5 after the first call, and the first call's seconds, for two noises: ``spot`` (the
-            default: a relu4_1 spot-noise field, decoder, colour histogram) and ``perlin`` (numpy's Perlin
+            median of 5 after the first call, and the first call's seconds, for three noises: ``swap`` (the
+            default: a relu4_1 spot-noise field, its windows swapped twice for the exemplar's, decoder,
+            colour histogram), ``spot`` (the same without the swaps) and ``perlin`` (numpy's Perlin
             image through the encoder to relu4_1, whitening and colouring, decoder, colour histogram; the
             noise's drawing included, as a user sees it). The paper: 512² in 40 ms on a Titan X.
   train     seconds per decoder step of the quick and paper presets with each method (steps 2..6, real
@@ -35,7 +36,7 @@ from bench_synth import peak_mb  # noqa: E402
 RESULTS = ROOT / "experiments" / "results" / "bench_mgan.json"
 GRAVEL = str(ROOT / "examples" / "gravel.png")
 SIZES = (256, 512, 1024)
-NOISES = ("spot", "perlin")
+NOISES = ("swap", "spot", "perlin")
 
 
 def _untrained():

@@ -3,7 +3,7 @@
     python experiments/mgan_quality.py --models runs/gravel-mgan runs/gravel-mgan-resize
     python experiments/mgan_quality.py --models runs/gravel-mgan --size 256 --count 4
     python experiments/mgan_quality.py --markdown            # the table of the results file
-    python experiments/mgan_quality.py --figure docs/mgan_spot.jpg --models DIR ...  # rows: exemplar, 2 textures, Gram
+    python experiments/mgan_quality.py --figure docs/mgan_swap.jpg --models DIR ...  # exemplar, textures, Gram
 
 Per model: ``--count`` textures at SIZE² from each noise kind it learnt (``jtex.mgan.generate``, seed 7),
 scored with jtex.metrics (ImageNet VGG-16 SWD at image scales 1, 1/2, 1/4, spectrum, colour; lower is better;
@@ -92,7 +92,7 @@ def markdown(res: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in res.get("models", {}).items():
-        kinds = [k for k in ("spot", "brown", "perlin") if k in e]
+        kinds = [k for k in ("swap", "spot", "brown", "perlin") if k in e]
         for row in (*kinds, "gram", "crop"):
             method = e["settings"].get("method", "mdan")  # entries from before wct were all mdan
             seam = f"{e[row]['seam']:.2f}" if "seam" in e[row] else ""
@@ -107,19 +107,23 @@ def markdown(res: dict) -> str:
 
 
 def figure(path: str, model_dirs: list[str], size: int) -> None:
-    """One row per model: the exemplar (a size² crop), its first two textures of its default noise and the Gram
-    synthesis."""
+    """One row per model: the exemplar (a size² crop), a spot-noise texture where the default is swap, two
+    textures of its default noise, and the Gram synthesis."""
     from jtex import figures, image, mdan, mgan
 
     rows = []
     for model_dir in model_dirs:
         cfg = mgan.load(model_dir).config
         style = mdan.load_style(cfg.teacher(0))
-        sheet = image.load(Path(model_dir) / f"quality_{cfg.kinds[0]}_{size}.png")  # written by one(): pad 4, one row
-        textures = [sheet[4 : 4 + size, 4 + i * (size + 4) : 4 + i * (size + 4) + size] for i in range(2)]
+
+        def textures(kind, n):  # the sheets one() wrote: pad 4, one row
+            sheet = image.load(Path(model_dir) / f"quality_{kind}_{size}.png")
+            return [sheet[4 : 4 + size, 4 + i * (size + 4) : 4 + i * (size + 4) + size] for i in range(n)]
+
+        extra = textures("spot", 1) if cfg.kinds[0] == "swap" else []
         gram = image.load(RUNS / f"{Path(cfg.source).stem}-{size}" / "gram" / "output.png")
-        rows += [style[:size, :size], *textures, gram]
-    image.save(path, figures.contact_sheet(rows, columns=4))
+        rows += [style[:size, :size], *extra, *textures(cfg.kinds[0], 2), gram]
+    image.save(path, figures.contact_sheet(rows, columns=len(rows) // len(model_dirs)))
 
 
 def main():

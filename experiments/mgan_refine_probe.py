@@ -1,8 +1,9 @@
-"""Two ways to sharpen a trained ``wct`` MGAN's spot-noise textures, measured; neither is shipped.
+"""Three ways to sharpen a trained ``wct`` MGAN's spot-noise textures, measured; the third (swap) is shipped.
 
     python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode finetune            # Gram fine-tune
     python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode finetune --inject   # + noise inputs
     python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode cascade --levels relu3_1 relu2_1
+    python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode swap --patch 3 --rounds 2 [--place centre]
     python experiments/mgan_refine_probe.py --markdown
 
 ``finetune``: the model's decoder, its BatchNorm frozen in inference mode, is trained further on fresh
@@ -18,6 +19,13 @@ relu4_1 decode: for each of ``--levels`` a small decoder (the VGG's mirror to th
 circular 3x3 convs) learns to invert the layer on the exemplar's crops (pixel MSE + the relative MSE of the
 layer's map, Adam 1e-3, ``--steps`` steps of four 128² crops); a texture's map at the layer is then whitened
 and coloured to the exemplar's statistics (:func:`jtex.wct.transform`) and decoded, level by level.
+
+``swap``: Chen & Schmidt's style swap (2016) of the spot field at relu4_1 before decoding: every
+``--patch``² window of the periodic field is replaced by the exemplar map's window of highest normalised
+cross-correlation (all 512 channels) and each cell becomes the mean of the windows covering it
+(``--place mean``), or the centre cell of its own window's match (``centre``; ``last-centre``: in the last
+round only), ``--rounds`` times. :func:`jtex.spotnoise.swap` ships ``--patch 3 --rounds 2 --place mean``,
+matched on 128 projected channels.
 
 Every row: four 256² textures from seed 7 (the colour histogram matched, as ``generate`` does), scored with
 jtex.metrics against the exemplar, as a ratio to the Gram synthesis of ``mgan_quality.py`` (VGG-16 SWD at
@@ -165,7 +173,7 @@ def cascade(model, style, args, score) -> dict:
 
     crops = jnp.asarray(exemplar_crops(cfg, style))
     copies = patchbank.augmented_copies(style)
-    x = jnp.asarray(mgan.generate(model, jax.random.key(7), (4, 256, 256)))
+    x = jnp.asarray(mgan.generate(model, jax.random.key(7), (4, 256, 256), noise="spot"))
     rows = {"spot": score(x, "cascade-spot")}
     y, fits, t0 = x, {}, time.time()
     for level in args.levels:
@@ -201,6 +209,60 @@ def cascade(model, style, args, score) -> dict:
             "seconds": round(time.time() - t0), "rows": rows}  # fmt: skip
 
 
+def swap(model, args, score) -> dict:
+    """Spot field -> Chen & Schmidt's style swap at relu4_1 (every ``--patch``² window of the periodic field
+    replaced by the exemplar's window of highest normalised correlation, overlaps averaged), ``--rounds``
+    times, then decoded as ``generate`` does."""
+    import jax
+    import jax.numpy as jnp
+
+    from jtex import mgan, spotnoise
+    from jtex.decoders import STRIDE, Decoder
+    from jtex.mdan import to_unit
+    from jtex.mgan_render import SPOT_PAD
+
+    k = args.patch
+    maps = [jnp.asarray(m) for m in model.spots.maps]
+    bank = jnp.concatenate([spotnoise.windows(m, k, wrap=False) for m in maps])  # (P, k, k, C)
+    flat = bank.reshape(len(bank), -1)
+    unit = flat / (jnp.linalg.norm(flat, axis=1, keepdims=True) + 1e-8)
+    dec = Decoder(upsample=model.config.decoder)
+    m = SPOT_PAD * STRIDE
+
+    def swapped(f):
+        h, w, c = f.shape
+        for r in range(args.rounds):
+            win = spotnoise.windows(f, k, wrap=True).reshape(h * w, -1)  # window at (i, j) starts at cell (i, j)
+            idx = jnp.argmax(win @ unit.T, axis=1)
+            pick = bank[idx].reshape(h, w, k, k, c)
+            if args.place == "centre" or (args.place == "last-centre" and r == args.rounds - 1):
+                # the matched window's centre cell only: every cell an exemplar cell
+                f = jnp.roll(pick[:, :, k // 2, k // 2], (k // 2, k // 2), axis=(0, 1))
+                continue
+            acc = jnp.zeros_like(f)
+            for a in range(k):
+                for b in range(k):
+                    acc = acc + jnp.roll(pick[:, :, a, b], (a, b), axis=(0, 1))
+            f = acc / (k * k)
+        return f
+
+    @jax.jit
+    def render(keys):
+        def one(key):
+            f = swapped(spotnoise.field(model.spots, key, 256 // STRIDE, 256 // STRIDE))
+            return jnp.pad(f, ((SPOT_PAD, SPOT_PAD), (SPOT_PAD, SPOT_PAD), (0, 0)), mode="wrap")
+
+        out = to_unit(dec.apply(model.variables, jax.vmap(one)(keys), train=False))
+        return jnp.clip(out[:, m : m + 256, m : m + 256], 0.0, 1.0)
+
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(7), i) for i in range(4)])
+    t0 = time.time()
+    rows = {"spot": score(mgan.generate(model, jax.random.key(7), (4, 256, 256), noise="spot"), "swap-spot")}
+    name = f"swap-k{k}-r{args.rounds}" + ("" if args.place == "mean" else f"-{args.place}")
+    rows[name] = score(render(keys), name)
+    return {"mode": name, "patches": int(len(bank)), "seconds": round(time.time() - t0), "rows": rows}
+
+
 def markdown(res: dict) -> str:
     lines = [
         f"MGAN spot textures refined ({res.get('machine', '?')}, jax {res.get('jax', '?')}); ratio to the Gram "
@@ -219,13 +281,17 @@ def markdown(res: dict) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="a jtex train-mgan run folder (method wct)")
-    ap.add_argument("--mode", choices=("finetune", "cascade"), default="finetune")
+    ap.add_argument("--mode", choices=("finetune", "cascade", "swap"), default="finetune")
     ap.add_argument("--inject", action="store_true", help="finetune: noise inputs at the 1/4 and 1/2 stages")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--size", type=int, default=256, help="finetune: training textures size²")
     ap.add_argument("--evals", type=int, nargs="+", default=[100, 200, 300], help="finetune: score at these steps")
     ap.add_argument("--levels", nargs="+", default=["relu3_1", "relu2_1"], choices=tuple(ARCH))
     ap.add_argument("--steps", type=int, default=400, help="cascade: steps per level decoder")
+    ap.add_argument("--patch", type=int, default=3, help="swap: window side in relu4_1 cells")
+    ap.add_argument("--rounds", type=int, default=1, help="swap: style swaps in a row")
+    ap.add_argument("--place", choices=("mean", "centre", "last-centre"), default="mean",
+                    help="swap: overlaps averaged, or a cell its match's centre (each round, or the last)")  # fmt: skip
     ap.add_argument("--out", default="runs/mgan_refine_probe")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
@@ -245,7 +311,8 @@ def main():
     out = Path(args.out) / stem
     out.mkdir(parents=True, exist_ok=True)
     score = scorer(model, style, gram, out)
-    entry = cascade(model, style, args, score) if args.mode == "cascade" else finetune(model, args, score)
+    modes = {"cascade": lambda: cascade(model, style, args, score), "swap": lambda: swap(model, args, score)}
+    entry = modes.get(args.mode, lambda: finetune(model, args, score))()
     if RESULTS.exists():  # another run may have added entries meanwhile
         res["entries"] = json.loads(RESULTS.read_text()).get("entries", {}) | res["entries"]
     res["entries"][f"{stem}-{entry['mode']}"] = {"model": args.model, **entry}

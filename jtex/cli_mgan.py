@@ -163,7 +163,8 @@ def generate_parser() -> argparse.ArgumentParser:
         "--noise",
         choices=GENERATE_NOISE,
         default=None,
-        help="decode this noise (default: the model's; spot, which tiles, for a wct model)",
+        help="decode this noise (default: the model's; for a wct model swap: spot noise, a Gaussian relu4_1 field, "
+        "its 3x3 windows swapped for the exemplar's; both tile)",
     )
     src.add_argument("--content", default=None, help="a photo to stylise (a model trained with --content-dir)")
     a("--size", nargs=2, type=int, default=(512, 512), metavar=("W", "H"), help="multiples of 8 (noise)")

@@ -10,7 +10,8 @@
 relu4_1 on crops of the exemplar (its augmented copies; pixel MSE plus the
 adversarial term below, no teachers). To make a texture, the decoder decodes
 a Gaussian relu4_1 field with the exemplar's relu4_1 auto-covariances (spot
-noise, :mod:`jtex.spotnoise`; the texture tiles), or a noise image's relu4_1
+noise, :mod:`jtex.spotnoise`; the texture tiles) — by default its windows
+first swapped for the exemplar's own (:func:`jtex.spotnoise.swap`) — or a noise image's relu4_1
 map whitened and coloured to the exemplar's statistics (:mod:`jtex.wct`, Li et
 al. 2017); either way the result takes the exemplar's colour histogram
 (:func:`jtex.colour.match_exemplar`). :func:`stylize` does the latter to a

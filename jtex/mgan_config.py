@@ -136,8 +136,9 @@ def _flag(name: str) -> str:
 
 
 NOISE_KINDS = ("brown", "perlin")  # jtex.noisefields.KINDS, kept here so checking settings imports nothing heavy
-SPOT = "spot"  # a wct model's default noise: a Gaussian relu4_1 field drawn from the exemplar's (jtex.spotnoise)
-GENERATE_NOISE = (SPOT, *NOISE_KINDS)  # what jtex generate --noise takes
+SPOT = "spot"  # a Gaussian relu4_1 field drawn from the exemplar's (jtex.spotnoise.field)
+SWAP = "swap"  # a wct model's default noise: a spot field, its windows swapped for the exemplar's (spotnoise.swap)
+GENERATE_NOISE = (SWAP, SPOT, *NOISE_KINDS)  # what jtex generate --noise takes
 TRAIN_NOISE = (*NOISE_KINDS, "both")
 DECODERS = ("transposed", "resize")  # jtex.decoders.UPSAMPLERS, kept here so checking settings imports nothing heavy
 METHODS = ("wct", "mdan")  # what the decoder learns: see MGANConfig.method
@@ -222,9 +223,9 @@ class MGANConfig:
     @property
     def kinds(self) -> tuple[str, ...]:
         """The noise kinds the model decodes, its default first (empty for a photo model; every kind for wct,
-        spot noise first)."""
+        swapped spot noise first)."""
         if self.resolved_method == "wct":
-            return (SPOT, *self.train_kinds, *(k for k in NOISE_KINDS if k not in self.train_kinds))
+            return (SWAP, SPOT, *self.train_kinds, *(k for k in NOISE_KINDS if k not in self.train_kinds))
         return () if self.photo_mode else self.train_kinds
 
     def teacher(self, index: int) -> MDANConfig:

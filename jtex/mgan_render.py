@@ -1,15 +1,16 @@
 """MGAN at use: a trained decoder's textures from noise and its stylised photos (:mod:`jtex.mgan` trains and loads).
 
     model = jtex.mgan.load("runs/gravel-mgan")
-    imgs = generate(model, jax.random.key(0), (4, 512, 512))     # a wct model: spot noise, tiling
+    imgs = generate(model, jax.random.key(0), (4, 512, 512))     # a wct model: swapped spot noise, tiling
     imgs = generate(model, jax.random.key(0), (4, 512, 512), noise="perlin")
     out = stylize(model, photo)
 
 How a noise field becomes a texture depends on the model's method and the noise kind:
 
-* ``spot`` (a ``wct`` model's default): a Gaussian relu4_1 field with the exemplar's relu4_1
-  auto-covariances (:mod:`jtex.spotnoise`), wrapped by :data:`SPOT_PAD` cells a side, decoded, the wrap
-  cropped: no encoder pass, and the texture tiles.
+* ``spot``: a Gaussian relu4_1 field with the exemplar's relu4_1 auto-covariances (:mod:`jtex.spotnoise`),
+  wrapped by :data:`SPOT_PAD` cells a side, decoded, the wrap cropped: no encoder pass, and the texture tiles.
+* ``swap`` (a ``wct`` model's default): the same field, its 3 x 3 windows first swapped twice for the
+  exemplar's relu4_1 windows of best correlation (:func:`jtex.spotnoise.swap`, on the torus: it still tiles).
 * ``perlin`` / ``brown`` with a ``wct`` model: the noise image (:data:`MARGIN` px larger a side) through the
   VGG to relu4_1, whitened and coloured to the exemplar's relu4_1 (:mod:`jtex.wct`), decoded, the margin
   cropped. A ``mdan`` model decodes the noise image's relu4_1 as it is.
@@ -30,7 +31,7 @@ import numpy as np
 from jtex.decoders import ENCODER_LAYER, STRIDE, Decoder
 from jtex.errors import JtexError
 from jtex.mdan import to_unit
-from jtex.mgan_config import SPOT, MGANConfig
+from jtex.mgan_config import SPOT, SWAP, MGANConfig
 
 MARGIN = 16  # px a wct model decodes beyond each side of an encoded image, then crops: the zero-padding frame
 SPOT_PAD = 2  # relu4_1 cells of a periodic field wrapped onto each side: the decoder's reach, so outputs tile
@@ -82,18 +83,20 @@ def decode(variables, vgg_params, images, cfg: MGANConfig, stats=None) -> np.nda
     return np.asarray(_decode_jit(variables, vgg_params, x, cfg.pooling, cfg.decoder, stats))
 
 
-def wrapped_field(spots, key, h: int, w: int) -> jax.Array:
-    """A spot-noise field on the (h, w) relu4_1 grid, wrapped :data:`SPOT_PAD` cells onto each side: the
-    decoder's input for one texture (jittable; decode it and crop ``SPOT_PAD * STRIDE`` px a side)."""
+def wrapped_field(spots, key, h: int, w: int, swapped: bool = False) -> jax.Array:
+    """A spot-noise field on the (h, w) relu4_1 grid (``swapped``: put through :func:`jtex.spotnoise.swap`), wrapped
+    :data:`SPOT_PAD` cells onto each side: the decoder's input for one texture (jittable; decode it and crop
+    ``SPOT_PAD * STRIDE`` px a side)."""
     from jtex import spotnoise
 
     f = spotnoise.field(spots, key, h, w)
+    f = spotnoise.swap(f, spots) if swapped else f
     return jnp.pad(f, ((SPOT_PAD, SPOT_PAD), (SPOT_PAD, SPOT_PAD), (0, 0)), mode="wrap")
 
 
-@functools.partial(jax.jit, static_argnames=("h", "w", "upsample"))
-def _spot_jit(variables, spots, keys, h, w, upsample):
-    fields = jax.vmap(lambda k: wrapped_field(spots, k, h, w))(keys)
+@functools.partial(jax.jit, static_argnames=("h", "w", "upsample", "swapped"))
+def _spot_jit(variables, spots, keys, h, w, upsample, swapped):
+    fields = jax.vmap(lambda k: wrapped_field(spots, k, h, w, swapped))(keys)
     out = to_unit(Decoder(upsample=upsample).apply(variables, fields, train=False))
     m = SPOT_PAD * STRIDE
     return jnp.clip(out[:, m : m + h * STRIDE, m : m + w * STRIDE], 0.0, 1.0)
@@ -132,10 +135,10 @@ def generate(model: MGAN, key: jax.Array, shape: tuple[int, int, int], *, noise:
     n, h, w = (int(v) for v in shape)
     if n < 1 or min(h, w) < STRIDE or h % STRIDE or w % STRIDE:
         raise JtexError(f"size {w}x{h} (count {n}): use a count >= 1 and sides that are multiples of {STRIDE}")
-    if noise == SPOT:
+    if noise in (SPOT, SWAP):
         keys = jnp.stack([jax.random.fold_in(key, i) for i in range(n)])
         hf, wf = h // STRIDE, w // STRIDE
-        out = [_spot_jit(model.variables, model.spots, keys[i : i + CHUNK], hf, wf, cfg.decoder)
+        out = [_spot_jit(model.variables, model.spots, keys[i : i + CHUNK], hf, wf, cfg.decoder, noise == SWAP)
                for i in range(0, n, CHUNK)]  # fmt: skip
         return _finish(model, np.concatenate([np.asarray(o) for o in out]))
     words = [int(v) for v in np.ravel(np.asarray(jax.random.key_data(key))).astype(np.uint64)]

@@ -285,7 +285,7 @@ def test_a_wct_model_trains_on_the_exemplar_and_makes_textures(wct_run, tiny_vgg
     assert all(r["feature"] > 0 for r in _metrics(out))  # TINY_WCT's feature term is on
     assert json.loads((out / "result.json").read_text())["method"] == "wct"
     model = mgan.load(out, vgg_params=tiny_vgg)
-    assert model.config.method == "wct" and model.config.kinds == ("spot", "brown", "perlin")
+    assert model.config.method == "wct" and model.config.kinds == ("swap", "spot", "brown", "perlin")
     np.testing.assert_array_equal(model.stats.colour, trained.stats.colour)
     np.testing.assert_array_equal(model.spots.maps[0], trained.spots.maps[0])
     four = mgan.generate(model, jax.random.key(3), (4, 40, 56), noise="perlin")
@@ -311,10 +311,13 @@ def test_a_wct_model_trains_on_the_exemplar_and_makes_textures(wct_run, tiny_vgg
 def _spot_textures_tile_and_are_per_sample(model, ex):
     from jtex import mgan_render, spotnoise
 
-    five = mgan.generate(model, jax.random.key(3), (5, 40, 56))  # spot noise by default; two calls of CHUNK
+    five = mgan.generate(model, jax.random.key(3), (5, 40, 56))  # swapped spot noise by default; two calls of CHUNK
     assert five.shape == (5, 40, 56, 3) and np.isfinite(five).all()
     np.testing.assert_allclose(mgan.generate(model, jax.random.key(3), (1, 40, 56)), five[:1], atol=1e-5)
-    assert np.abs(five[0] - five[4]).mean() > 1e-3
+    spot = mgan.generate(model, jax.random.key(3), (2, 40, 56), noise="spot")  # the same fields, not swapped
+    assert spot.shape == (2, 40, 56, 3) and np.abs(spot[0] - five[0]).mean() > 1e-3
+    # (the tiny random VGG's relu4_1 windows all point one way, so its swaps agree: diversity on spot noise)
+    assert np.abs(spot[0] - spot[1]).mean() > 1e-3
     q = np.linspace(0.05, 0.95, 10)
     np.testing.assert_allclose(np.quantile(five[4], q), np.quantile(ex, q), atol=0.02)
     # The field is periodic and the decoder reaches SPOT_PAD cells: decoding it with a wider wrap gives the

@@ -61,3 +61,50 @@ def test_bad_maps_are_refused():
             spotnoise.spots(maps)
     flat = spotnoise.field(spotnoise.spots([np.ones((3, 3, 2))]), jax.random.key(0), 4, 4)
     np.testing.assert_allclose(flat, 1.0)  # a constant map: its mean everywhere
+
+
+def _swap_by_hand(f: np.ndarray, m: np.ndarray, k: int) -> np.ndarray:
+    """One style swap, written out: for each window of the torus the map's window of best cosine, averaged."""
+    h, w, _ = f.shape
+    bank = [m[a : a + k, b : b + k] for a in range(m.shape[0] - k + 1) for b in range(m.shape[1] - k + 1)]
+    out, count = np.zeros_like(f), np.zeros((h, w, 1))
+    for i in range(h):
+        for j in range(w):
+            win = f[np.ix_(np.arange(i, i + k) % h, np.arange(j, j + k) % w)]
+            best = max(bank, key=lambda p: float((p * win).sum()) / np.linalg.norm(p))
+            for a in range(k):
+                for b in range(k):
+                    out[(i + a) % h, (j + b) % w] += best[a, b]
+                    count[(i + a) % h, (j + b) % w] += 1
+    return out / count
+
+
+def test_the_swap_puts_the_exemplars_windows_in_the_field():
+    rng = np.random.default_rng(2)
+    p = rng.standard_normal((4, 5, 6))  # a periodic exemplar: every window of p's torus is one of its windows
+    s = spotnoise.spots([np.tile(p, (3, 3, 1))])
+    assert s.basis.shape == (6, 6) and spotnoise.swap_window(s) == spotnoise.SWAP_WINDOW == 3
+    np.testing.assert_allclose(spotnoise.swap(p, s), p, atol=1e-5)  # nothing to change
+    m = rng.standard_normal((6, 7, 6))
+    s = spotnoise.spots([m])
+    f = rng.standard_normal((5, 4, 6))
+    one = np.asarray(jax.jit(lambda x: spotnoise.swap(x, s, rounds=1))(f))
+    np.testing.assert_allclose(one, _swap_by_hand(f, m, 3), atol=1e-5)
+    two = np.asarray(spotnoise.swap(f, s))
+    np.testing.assert_allclose(two, _swap_by_hand(_swap_by_hand(f, m, 3), m, 3), atol=1e-5)
+    # on the torus: a shifted field swaps to the shifted result, so a decoded texture still tiles
+    np.testing.assert_allclose(spotnoise.swap(np.roll(f, (2, 3), (0, 1)), s), np.roll(two, (2, 3), (0, 1)), atol=1e-5)
+
+
+def test_the_swap_matches_in_a_subspace_and_keeps_its_bank_bounded(monkeypatch):
+    rng = np.random.default_rng(3)
+    s = spotnoise.spots([rng.standard_normal((6, 6, 200)), rng.standard_normal((5, 9, 200))])
+    assert s.basis.shape == (200, spotnoise.SWAP_DIMS)
+    np.testing.assert_allclose(s.basis.T @ s.basis, np.eye(spotnoise.SWAP_DIMS), atol=1e-4)
+    assert spotnoise.bank(s).shape == (16 + 21, 3, 3, 200)
+    monkeypatch.setattr(spotnoise, "SWAP_BANK", 10)  # maps strided to share about ten windows
+    assert len(spotnoise.bank(s)) == 2 * 2 + 1 * 3  # every 2nd of 4 x 4, every 3rd of 3 x 7
+    small = spotnoise.spots([rng.standard_normal((2, 4, 3))])  # smaller than a window: the window shrinks
+    assert spotnoise.swap_window(small) == 2
+    out = spotnoise.swap(spotnoise.field(small, jax.random.key(0), 1, 3), small)
+    assert out.shape == (1, 3, 3) and np.isfinite(np.asarray(out)).all()
