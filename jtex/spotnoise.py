@@ -93,17 +93,15 @@ def swap_window(s: Spots) -> int:
 
 
 def bank(s: Spots) -> jax.Array:
-    """The maps' k x k windows (P, k, k, C), k = :func:`swap_window`, each map strided to share
-    :data:`SWAP_BANK` between them."""
+    """The maps' k x k windows (P, k, k, C), k = :func:`swap_window`, each map's window corners strided to
+    share :data:`SWAP_BANK` between them (only the kept windows are gathered)."""
     k, out = swap_window(s), []
     for m in s.maps:
         hh, ww = m.shape[0] - k + 1, m.shape[1] - k + 1
         step = int(np.ceil(np.sqrt(hh * ww * len(s.maps) / SWAP_BANK)))
-        out.append(
-            windows(jnp.asarray(m), k, wrap=False)
-            .reshape(hh, ww, k, k, -1)[::step, ::step]
-            .reshape(-1, k, k, m.shape[-1])
-        )
+        m = jnp.asarray(m)
+        rows = [jnp.stack([m[a : a + hh : step, b : b + ww : step] for b in range(k)], 2) for a in range(k)]
+        out.append(jnp.stack(rows, 2).reshape(-1, k, k, m.shape[-1]))
     return jnp.concatenate(out)
 
 
