@@ -2,7 +2,7 @@
 
     python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode finetune            # Gram fine-tune
     python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode finetune --inject   # + noise inputs
-    python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode cascade --levels relu3_1 relu2_1
+    python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode cascade --levels relu3_1 relu2_1 [--swap]
     python experiments/mgan_refine_probe.py --model runs/ihc-mgan --mode swap --patch 3 --rounds 2 [--place centre]
     python experiments/mgan_refine_probe.py --markdown
 
@@ -26,6 +26,8 @@ cross-correlation (all 512 channels) and each cell becomes the mean of the windo
 (``--place mean``), or the centre cell of its own window's match (``centre``; ``last-centre``: in the last
 round only), ``--rounds`` times. :func:`jtex.spotnoise.swap` ships ``--patch 3 --rounds 2 --place mean``,
 matched on 128 projected channels.
+``cascade --swap``: the cascade started from the shipped swap textures, each level's WCT replaced by
+:func:`jtex.spotnoise.swap` against the exemplar's map at that level.
 
 Every row: four 256² textures from seed 7 (the colour histogram matched, as ``generate`` does), scored with
 jtex.metrics against the exemplar, as a ratio to the Gram synthesis of ``mgan_quality.py`` (VGG-16 SWD at
@@ -150,7 +152,7 @@ def cascade(model, style, args, score) -> dict:
     import optax
     from flax import linen as nn
 
-    from jtex import mgan, patchbank, vgg, wct
+    from jtex import mgan, patchbank, spotnoise, vgg, wct
     from jtex.mgan_data import exemplar_crops
 
     cfg, vp = model.config, model.vgg_params
@@ -173,8 +175,9 @@ def cascade(model, style, args, score) -> dict:
 
     crops = jnp.asarray(exemplar_crops(cfg, style))
     copies = patchbank.augmented_copies(style)
-    x = jnp.asarray(mgan.generate(model, jax.random.key(7), (4, 256, 256), noise="spot"))
-    rows = {"spot": score(x, "cascade-spot")}
+    start = "swap" if args.swap else "spot"
+    x = jnp.asarray(mgan.generate(model, jax.random.key(7), (4, 256, 256), noise=start))
+    rows = {start: score(x, f"cascade-{start}")}
     y, fits, t0 = x, {}, time.time()
     for level in args.levels:
         dec = LevelDecoder(level)
@@ -201,12 +204,17 @@ def cascade(model, style, args, score) -> dict:
             params, opt, (mse, feat) = step(params, opt, jax.random.fold_in(jax.random.key(1), s))
         fits[level] = {"pixel_mse": round(float(mse), 5), "feature": round(float(feat), 4)}
         print(f"  {level} decoder: pixel MSE {float(mse):.4g}, feature {float(feat):.3g}", flush=True)
-        st = wct.exemplar_stats([np.asarray(enc(jnp.asarray(c)[None], level))[0] for c in copies])
-        f = jax.vmap(wct.transform, in_axes=(0, None, None))(enc(y, level), st.mean, st.colour)
+        if args.swap:  # the texture's map at the level style-swapped to the exemplar's windows there
+            ex_map = np.asarray(enc(jnp.asarray(copies[patchbank.ORIGINAL])[None], level))[0][1:-1, 1:-1]
+            sp = spotnoise.spots([ex_map])
+            f = jax.jit(jax.vmap(lambda g, sp=sp: spotnoise.swap(g, sp)))(enc(y, level))
+        else:
+            st = wct.exemplar_stats([np.asarray(enc(jnp.asarray(c)[None], level))[0] for c in copies])
+            f = jax.vmap(wct.transform, in_axes=(0, None, None))(enc(y, level), st.mean, st.colour)
         y = jnp.clip(dec.apply(params, f), 0.0, 1.0)
-        rows[level] = score(y, f"cascade-{level}")
-    return {"mode": "cascade", "levels": list(args.levels), "steps": args.steps, "decoders": fits,
-            "seconds": round(time.time() - t0), "rows": rows}  # fmt: skip
+        rows[level] = score(y, f"cascade{'-swap' if args.swap else ''}-{level}")
+    return {"mode": "cascade-swap" if args.swap else "cascade", "levels": list(args.levels), "steps": args.steps,
+            "decoders": fits, "seconds": round(time.time() - t0), "rows": rows}  # fmt: skip
 
 
 def swap(model, args, score) -> dict:
@@ -288,6 +296,7 @@ def main():
     ap.add_argument("--evals", type=int, nargs="+", default=[100, 200, 300], help="finetune: score at these steps")
     ap.add_argument("--levels", nargs="+", default=["relu3_1", "relu2_1"], choices=tuple(ARCH))
     ap.add_argument("--steps", type=int, default=400, help="cascade: steps per level decoder")
+    ap.add_argument("--swap", action="store_true", help="cascade: from swap textures, style swaps at each level")
     ap.add_argument("--patch", type=int, default=3, help="swap: window side in relu4_1 cells")
     ap.add_argument("--rounds", type=int, default=1, help="swap: style swaps in a row")
     ap.add_argument("--place", choices=("mean", "centre", "last-centre"), default="mean",

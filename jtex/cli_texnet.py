@@ -50,6 +50,9 @@ def train_parser() -> argparse.ArgumentParser:
       "(paper preset then: batch 4, 3000 steps); apply it with jtex stylize")  # fmt: skip
     a("--content-weight", type=float, default=None, help="pull of the relu4_2 content term against 1 per texture "
       "layer (default 2; higher keeps more of the photo)")  # fmt: skip
+    a("--mrf-weight", type=float, default=None, help="add CNNMRF's term (Li & Wand 2016) at relu4_1: each 3x3 "
+      "window of the sample's map pulled to the exemplar's most alike, this hard against 1 per Gram layer "
+      "(default 0: off; --loss gatys)")  # fmt: skip
     a(
         "--no-normalize-gradients",
         dest="normalize_gradients",
@@ -73,7 +76,7 @@ def cmd_train(argv):
 
     keys = ("size", "batch", "steps", "lr", "loss", "octaves", "octave_weight", "norm", "upsample", "scales")
     keys += ("channels", "exemplar_size", "save_every", "seed")
-    keys += ("weights", "normalize_gradients", "content_dir", "content_weight")
+    keys += ("weights", "normalize_gradients", "content_dir", "content_weight", "mrf_weight")
     cfg = texture_net.TexNetConfig.preset(args.preset, source=args.source, **{k: getattr(args, k) for k in keys})
     net = texture_net.train(cfg, args.output_dir, progress=not args.quiet, overwrite=args.overwrite)
     res = json.loads((Path(args.output_dir) / "result.json").read_text())

@@ -111,14 +111,41 @@ def swap(f: jax.Array, s: Spots, rounds: int = SWAP_ROUNDS) -> jax.Array:
     window of highest normalised cross-correlation with it (both projected on ``s.basis``), and each cell
     becomes the mean of the k² windows that cover it; ``rounds`` times. Where things go stays the field's;
     what they look like, up to k cells, becomes the exemplar's own. Jittable; periodic in, periodic out."""
+    match = matcher(s)
+    for _ in range(rounds):
+        pick = match(f)
+        k = pick.shape[2]
+        f = sum(jnp.roll(pick[:, :, a, q], (a, q), axis=(0, 1)) for a in range(k) for q in range(k)) / (k * k)
+    return f
+
+
+def matcher(s: Spots):
+    """``f (h, w, C) -> (h, w, k, k, C)``: for each k x k window of the torus (the window at (i, j) starts at
+    cell (i, j)), the exemplar's window of highest normalised cross-correlation with it, both projected on
+    ``s.basis`` to match. Jittable."""
     b = bank(s)
     k = b.shape[1]
     basis = jnp.asarray(s.basis)
     norm = jnp.linalg.norm(b.reshape(len(b), -1), axis=1, keepdims=True) + 1e-12
     unit = (b @ basis).reshape(len(b), -1) / norm
-    h, w, c = f.shape
-    for _ in range(rounds):
+
+    def match(f):
+        h, w, c = f.shape
         score = windows(f @ basis, k, wrap=True).reshape(h * w, -1) @ unit.T
-        pick = b[jnp.argmax(score, axis=1)].reshape(h, w, k, k, c)
-        f = sum(jnp.roll(pick[:, :, a, q], (a, q), axis=(0, 1)) for a in range(k) for q in range(k)) / (k * k)
-    return f
+        return b[jnp.argmax(score, axis=1)].reshape(h, w, k, k, c)
+
+    return match
+
+
+def window_loss(s: Spots):
+    """CNNMRF's term (Li & Wand 2016, *Combining Markov Random Fields and CNNs*), on the torus:
+    ``f (h, w, C) -> ()`` the mean squared difference between each k x k window of ``f`` and its match
+    (:func:`matcher`; the match is a constant for the gradient). Jittable and differentiable."""
+    match = matcher(s)
+
+    def loss(f):
+        k = swap_window(s)
+        want = jax.lax.stop_gradient(match(jax.lax.stop_gradient(f)))
+        return jnp.mean((windows(f, k, wrap=True) - want) ** 2)
+
+    return loss

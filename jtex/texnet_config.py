@@ -53,6 +53,7 @@ class TexNetConfig:
     weights: str = weights.DEFAULT
     content_dir: str = ""  # a folder of photos: train a stylisation network (the exemplar is the style)
     content_weight: float = 2.0  # the relu4_2 content term's pull, against 1 per texture layer
+    mrf_weight: float = 0.0  # CNNMRF's relu4_1 window term (texture_net.MRF_LAYER), its pull against 1 per layer
 
     PRESETS = {
         "paper": {},
@@ -115,6 +116,11 @@ class TexNetConfig:
                 np.isfinite(self.content_weight) and self.content_weight >= 0,
                 f"--content-weight must be a number >= 0, got {self.content_weight}",
             ),
+            (
+                np.isfinite(self.mrf_weight) and self.mrf_weight >= 0,
+                f"--mrf-weight must be a number >= 0, got {self.mrf_weight}",
+            ),
+            (self.mrf_weight == 0 or self.loss == "gatys", "--mrf-weight goes with --loss gatys (relu4_1 is its)"),
         ]
         for ok, message in checks:
             if not ok:

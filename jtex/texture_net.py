@@ -108,7 +108,8 @@ _l1_normalised_gradient.defvjp(
 
 CONTENT_LAYER = "relu4_2"
 # settings newer than some run folders, with the value those were trained with
-ADDED = {"upsample": "nearest", "octaves": 1, "octave_weight": 1.0}
+ADDED = {"upsample": "nearest", "octaves": 1, "octave_weight": 1.0, "mrf_weight": 0.0}
+MRF_LAYER = "relu4_1"  # mrf_weight: each 3x3 window of the sample's map pulled to its best exemplar window
 
 
 def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
@@ -140,6 +141,13 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     def norm(f, scale=1.0):
         return _l1_normalised_gradient(f, scale) if cfg.normalize_gradients else f
 
+    if cfg.mrf_weight:  # the exemplar's own map, its frame cell (VGG's zero padding) cut
+        from jtex import spotnoise
+
+        m = np.asarray(vgg.features(vgg_params, jnp.asarray(exemplar)[None], (MRF_LAYER,), padding="same",
+                                    pooling=spec.pooling)[MRF_LAYER][0])  # fmt: skip
+        mrf = jax.vmap(spotnoise.window_loss(spotnoise.spots([m[1:-1, 1:-1] if min(m.shape[:2]) > 5 else m])))
+
     def loss(x, content=None, key=None):
         texture = content_term = 0.0
         for o, level in enumerate(pyramid.gaussian(x, spec.octaves, padding=spec.pyr_padding)):
@@ -152,6 +160,8 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
                 d = losses.distance(kind, norm(feats[name], w_o), targets[o][l][kind], norm=spec.gram, mul=scfg.mul,
                                     key=k, projections=spec.swd_projections)  # fmt: skip
                 texture = texture + w_o * layer_w[l] * d
+            if cfg.mrf_weight and o == 0:
+                texture = texture + cfg.mrf_weight * mrf(norm(feats[MRF_LAYER], cfg.mrf_weight))
             if content is not None and o == 0:
                 target = vgg.features(vgg_params, content, (CONTENT_LAYER,), padding=spec.vgg_padding,
                                       pooling=spec.pooling)[CONTENT_LAYER]  # fmt: skip

@@ -1,6 +1,7 @@
 """Spot noise in feature space: the field's mean and covariances at every lag are the exemplar map's."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -63,18 +64,28 @@ def test_bad_maps_are_refused():
     np.testing.assert_allclose(flat, 1.0)  # a constant map: its mean everywhere
 
 
-def _swap_by_hand(f: np.ndarray, m: np.ndarray, k: int) -> np.ndarray:
-    """One style swap, written out: for each window of the torus the map's window of best cosine, averaged."""
+def _best_windows(f: np.ndarray, m: np.ndarray, k: int) -> np.ndarray:
+    """For each window of the torus (starting at each cell), the map's window of best cosine: (h, w, k, k, C)."""
     h, w, _ = f.shape
     bank = [m[a : a + k, b : b + k] for a in range(m.shape[0] - k + 1) for b in range(m.shape[1] - k + 1)]
-    out, count = np.zeros_like(f), np.zeros((h, w, 1))
+    out = np.zeros((h, w, k, k, f.shape[-1]))
     for i in range(h):
         for j in range(w):
             win = f[np.ix_(np.arange(i, i + k) % h, np.arange(j, j + k) % w)]
-            best = max(bank, key=lambda p: float((p * win).sum()) / np.linalg.norm(p))
+            out[i, j] = max(bank, key=lambda p: float((p * win).sum()) / np.linalg.norm(p))
+    return out
+
+
+def _swap_by_hand(f: np.ndarray, m: np.ndarray, k: int) -> np.ndarray:
+    """One style swap, written out: for each window of the torus the map's window of best cosine, averaged."""
+    h, w, _ = f.shape
+    best = _best_windows(f, m, k)
+    out, count = np.zeros_like(f), np.zeros((h, w, 1))
+    for i in range(h):
+        for j in range(w):
             for a in range(k):
                 for b in range(k):
-                    out[(i + a) % h, (j + b) % w] += best[a, b]
+                    out[(i + a) % h, (j + b) % w] += best[i, j, a, b]
                     count[(i + a) % h, (j + b) % w] += 1
     return out / count
 
@@ -108,3 +119,20 @@ def test_the_swap_matches_in_a_subspace_and_keeps_its_bank_bounded(monkeypatch):
     assert spotnoise.swap_window(small) == 2
     out = spotnoise.swap(spotnoise.field(small, jax.random.key(0), 1, 3), small)
     assert out.shape == (1, 3, 3) and np.isfinite(np.asarray(out)).all()
+
+
+def test_the_window_loss_is_cnnmrfs_distance_to_the_best_windows():
+    rng = np.random.default_rng(4)
+    p = rng.standard_normal((4, 5, 6))
+    periodic = spotnoise.spots([np.tile(p, (3, 3, 1))])
+    assert float(spotnoise.window_loss(periodic)(p)) < 1e-10  # every window is the exemplar's own
+    m = rng.standard_normal((6, 7, 6))
+    s = spotnoise.spots([m])
+    f = rng.standard_normal((5, 4, 6))
+    wins = np.stack([np.stack([f[np.ix_(np.arange(i, i + 3) % 5, np.arange(j, j + 3) % 4)] for j in range(4)])
+                     for i in range(5)])  # fmt: skip
+    want = np.mean((wins - _best_windows(f, m, 3)) ** 2)
+    loss = spotnoise.window_loss(s)
+    np.testing.assert_allclose(float(loss(f)), want, rtol=1e-5)
+    g = np.asarray(jax.grad(loss)(jnp.asarray(f, jnp.float32)))
+    assert np.isfinite(g).all() and float(loss(f - 0.5 * g / np.abs(g).max())) < want  # downhill lowers it

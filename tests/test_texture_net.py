@@ -222,6 +222,10 @@ def test_config_mistakes_are_one_line_errors():
     style = texture_net.TexNetConfig.preset("quick", content_dir="photos")
     assert (style.size, style.batch, style.norm, style.octaves, style.octave_weight) == (128, 4, "batch", 1, 1.0)
     assert texture_net.TexNetConfig.preset("quick", content_dir="photos", batch=2).batch == 2  # flags win
+    with pytest.raises(JtexError, match="--mrf-weight must be a number >= 0"):
+        texture_net.TexNetConfig(mrf_weight=-1.0).validate()
+    with pytest.raises(JtexError, match="--mrf-weight goes with --loss gatys"):
+        texture_net.TexNetConfig(mrf_weight=1.0, loss="swd").validate()
 
 
 def test_the_swd_loss_redraws_its_directions_and_trains(tmp_path, tiny_vgg):
@@ -240,6 +244,23 @@ def test_the_swd_loss_redraws_its_directions_and_trains(tmp_path, tiny_vgg):
     texture_net.train(cfg, tmp_path, vgg_params=tiny_vgg, progress=False)
     m = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert m[-1]["loss"] < m[0]["loss"]
+
+
+def test_the_mrf_term_pulls_relu4_1_windows_to_the_exemplars_and_trains(tmp_path, tiny_vgg):
+    # --mrf-weight: CNNMRF's window term at relu4_1 joins the Gram loss; it is smaller for a crop of the
+    # exemplar (its windows are the exemplar's, but for the wrap-around ones) than for noise.
+    cfg = texture_net.TexNetConfig(**TINY, mrf_weight=2.0, steps=4)
+    ex = texture_net.load_exemplar(cfg)
+    with_mrf = texture_net._loss_fn(cfg, tiny_vgg, ex)
+    without = texture_net._loss_fn(dataclasses.replace(cfg, mrf_weight=0.0), tiny_vgg, ex)
+    noise = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+    crop = jnp.asarray(ex[None, 16:48, 16:48])
+    extra = {k: np.asarray(with_mrf(x)[0] - without(x)[0]) for k, x in (("noise", noise), ("crop", crop))}
+    assert extra["noise"].shape == (2,) and np.all(extra["noise"] > 0)
+    assert float(extra["crop"][0]) < 0.5 * float(extra["noise"].min())
+    texture_net.train(cfg, tmp_path, vgg_params=tiny_vgg, progress=False)
+    m = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(m) == 4 and all(np.isfinite(r["loss"]) for r in m)
 
 
 @pytest.mark.parametrize("weight", [1.0, 0.5])
