@@ -130,7 +130,7 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     did not normalise its content term, so its weights (style 1e3, content
     0.6-0.8, unnormalised Caffe VGG) do not carry over.
     """
-    from jtex import losses, pyramid, vgg
+    from jtex import losses, pyramid, spotnoise, vgg
 
     scfg = cfg.synth_config()
     targets = objective.targets(vgg_params, [exemplar], scfg, separate=False)
@@ -141,11 +141,8 @@ def _loss_fn(cfg: TexNetConfig, vgg_params, exemplar: np.ndarray):
     def norm(f, scale=1.0):
         return _l1_normalised_gradient(f, scale) if cfg.normalize_gradients else f
 
-    if cfg.mrf_weight:  # the exemplar's own map, its frame cell (VGG's zero padding) cut
-        from jtex import spotnoise
-
-        m = np.asarray(vgg.features(vgg_params, jnp.asarray(exemplar)[None], (MRF_LAYER,), padding="same",
-                                    pooling=spec.pooling)[MRF_LAYER][0])  # fmt: skip
+    if cfg.mrf_weight:  # the exemplar's own map ('same' padding), its frame cell (VGG's zero padding) cut
+        m = vgg.features(vgg_params, jnp.asarray(exemplar)[None], (MRF_LAYER,), pooling=spec.pooling)[MRF_LAYER][0]
         mrf = jax.vmap(spotnoise.window_loss(spotnoise.spots([m[1:-1, 1:-1] if min(m.shape[:2]) > 5 else m])))
 
     def loss(x, content=None, key=None):
