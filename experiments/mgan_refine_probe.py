@@ -230,28 +230,19 @@ def swap(model, args, score) -> dict:
     from jtex.mgan_render import SPOT_PAD
 
     k = args.patch
-    maps = [jnp.asarray(m) for m in model.spots.maps]
-    bank = jnp.concatenate([spotnoise.windows(m, k, wrap=False) for m in maps])  # (P, k, k, C)
-    flat = bank.reshape(len(bank), -1)
-    unit = flat / (jnp.linalg.norm(flat, axis=1, keepdims=True) + 1e-8)
+    full = spotnoise.Spots(model.spots.maps, model.spots.mean, np.eye(model.spots.mean.shape[0], dtype=np.float32))
+    match = spotnoise.matcher(full, k)  # all 512 channels: the identity as the basis
     dec = Decoder(upsample=model.config.decoder)
     m = SPOT_PAD * STRIDE
 
     def swapped(f):
-        h, w, c = f.shape
         for r in range(args.rounds):
-            win = spotnoise.windows(f, k, wrap=True).reshape(h * w, -1)  # window at (i, j) starts at cell (i, j)
-            idx = jnp.argmax(win @ unit.T, axis=1)
-            pick = bank[idx].reshape(h, w, k, k, c)
+            pick = match(f)
             if args.place == "centre" or (args.place == "last-centre" and r == args.rounds - 1):
                 # the matched window's centre cell only: every cell an exemplar cell
                 f = jnp.roll(pick[:, :, k // 2, k // 2], (k // 2, k // 2), axis=(0, 1))
-                continue
-            acc = jnp.zeros_like(f)
-            for a in range(k):
-                for b in range(k):
-                    acc = acc + jnp.roll(pick[:, :, a, b], (a, b), axis=(0, 1))
-            f = acc / (k * k)
+            else:
+                f = spotnoise.place(pick)
         return f
 
     @jax.jit
@@ -268,7 +259,12 @@ def swap(model, args, score) -> dict:
     rows = {"spot": score(mgan.generate(model, jax.random.key(7), (4, 256, 256), noise="spot"), "swap-spot")}
     name = f"swap-k{k}-r{args.rounds}" + ("" if args.place == "mean" else f"-{args.place}")
     rows[name] = score(render(keys), name)
-    return {"mode": name, "patches": int(len(bank)), "seconds": round(time.time() - t0), "rows": rows}
+    return {
+        "mode": name,
+        "patches": int(len(spotnoise.bank(full, k))),
+        "seconds": round(time.time() - t0),
+        "rows": rows,
+    }
 
 
 def markdown(res: dict) -> str:

@@ -75,16 +75,12 @@ def field(s: Spots, key: jax.Array, h: int, w: int) -> jax.Array:
     return out.astype(jnp.float32) + jnp.asarray(s.mean)
 
 
-def windows(m: jax.Array, k: int, *, wrap: bool) -> jax.Array:
-    """The k x k windows of a map (h, w, C): ``wrap``: (h, w, k, k, C), the window at (i, j) starting at cell
-    (i, j) of the torus; else (P, k, k, C), the (h - k + 1)(w - k + 1) windows inside the map."""
+def windows(m: jax.Array, k: int) -> jax.Array:
+    """The k x k windows of a map (h, w, C) on its torus: (h, w, k, k, C), the window at (i, j) starting at
+    cell (i, j)."""
     h, w, _ = m.shape
-    if wrap:
-        g = jnp.pad(m, ((0, k - 1), (0, k - 1), (0, 0)), mode="wrap")
-        return jnp.stack([jnp.stack([g[a : a + h, b : b + w] for b in range(k)], 2) for a in range(k)], 2)
-    hh, ww = h - k + 1, w - k + 1
-    out = jnp.stack([jnp.stack([m[a : a + hh, b : b + ww] for b in range(k)], 2) for a in range(k)], 2)
-    return out.reshape(hh * ww, k, k, m.shape[-1])
+    g = jnp.pad(m, ((0, k - 1), (0, k - 1), (0, 0)), mode="wrap")
+    return jnp.stack([jnp.stack([g[a : a + h, b : b + w] for b in range(k)], 2) for a in range(k)], 2)
 
 
 def swap_window(s: Spots) -> int:
@@ -92,10 +88,10 @@ def swap_window(s: Spots) -> int:
     return max(1, min(SWAP_WINDOW, *(min(m.shape[:2]) for m in s.maps)))
 
 
-def bank(s: Spots) -> jax.Array:
-    """The maps' k x k windows (P, k, k, C), k = :func:`swap_window`, each map's window corners strided to
-    share :data:`SWAP_BANK` between them (only the kept windows are gathered)."""
-    k, out = swap_window(s), []
+def bank(s: Spots, k: int | None = None) -> jax.Array:
+    """The maps' k x k windows (P, k, k, C), k = :func:`swap_window` unless given, each map's window corners
+    strided to share :data:`SWAP_BANK` between them (only the kept windows are gathered)."""
+    k, out = k or swap_window(s), []
     for m in s.maps:
         hh, ww = m.shape[0] - k + 1, m.shape[1] - k + 1
         step = int(np.ceil(np.sqrt(hh * ww * len(s.maps) / SWAP_BANK)))
@@ -113,17 +109,22 @@ def swap(f: jax.Array, s: Spots, rounds: int = SWAP_ROUNDS) -> jax.Array:
     what they look like, up to k cells, becomes the exemplar's own. Jittable; periodic in, periodic out."""
     match = matcher(s)
     for _ in range(rounds):
-        pick = match(f)
-        k = pick.shape[2]
-        f = sum(jnp.roll(pick[:, :, a, q], (a, q), axis=(0, 1)) for a in range(k) for q in range(k)) / (k * k)
+        f = place(match(f))
     return f
 
 
-def matcher(s: Spots):
+def place(pick: jax.Array) -> jax.Array:
+    """Windows (h, w, k, k, C), the one at (i, j) starting at cell (i, j) of the torus, put back on it:
+    each cell the mean of the k² windows that cover it, (h, w, C)."""
+    k = pick.shape[2]
+    return sum(jnp.roll(pick[:, :, a, q], (a, q), axis=(0, 1)) for a in range(k) for q in range(k)) / (k * k)
+
+
+def matcher(s: Spots, k: int | None = None):
     """``f (h, w, C) -> (h, w, k, k, C)``: for each k x k window of the torus (the window at (i, j) starts at
     cell (i, j)), the exemplar's window of highest normalised cross-correlation with it, both projected on
-    ``s.basis`` to match. Jittable."""
-    b = bank(s)
+    ``s.basis`` to match (k: :func:`swap_window` unless given). Jittable."""
+    b = bank(s, k)
     k = b.shape[1]
     basis = jnp.asarray(s.basis)
     norm = jnp.linalg.norm(b.reshape(len(b), -1), axis=1, keepdims=True) + 1e-12
@@ -131,7 +132,7 @@ def matcher(s: Spots):
 
     def match(f):
         h, w, c = f.shape
-        score = windows(f @ basis, k, wrap=True).reshape(h * w, -1) @ unit.T
+        score = windows(f @ basis, k).reshape(h * w, -1) @ unit.T
         return b[jnp.argmax(score, axis=1)].reshape(h, w, k, k, c)
 
     return match
@@ -141,11 +142,10 @@ def window_loss(s: Spots):
     """CNNMRF's term (Li & Wand 2016, *Combining Markov Random Fields and CNNs*), on the torus:
     ``f (h, w, C) -> ()`` the mean squared difference between each k x k window of ``f`` and its match
     (:func:`matcher`; the match is a constant for the gradient). Jittable and differentiable."""
-    match = matcher(s)
+    match, k = matcher(s), swap_window(s)
 
     def loss(f):
-        k = swap_window(s)
         want = jax.lax.stop_gradient(match(jax.lax.stop_gradient(f)))
-        return jnp.mean((windows(f, k, wrap=True) - want) ** 2)
+        return jnp.mean((windows(f, k) - want) ** 2)
 
     return loss
